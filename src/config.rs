@@ -1,0 +1,339 @@
+//! The command line and the settings file: plain data, documented flags.
+//!
+//! Precedence, highest first: command-line flag, `PHONEPROV_*` environment variable, the
+//! settings file (`--config`, default `<data-dir>/phoneprov.toml`), built-in default.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Zero-touch provisioning server for Yealink and Polycom desk phones.
+#[derive(Debug, Parser)]
+#[command(name = "phoneprov", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the database, the admin token, uploads and template overrides.
+    #[arg(long, env = "PHONEPROV_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Base URL phones reach this server at (e.g. http://prov.example.com:8080). Rendered
+    /// files and site URLs are built from it, so every command should agree on it: put it in
+    /// the settings file.
+    #[arg(long, env = "PHONEPROV_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Settings file (TOML). Default: <data-dir>/phoneprov.toml, if it exists.
+    #[arg(long, env = "PHONEPROV_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the provisioning server.
+    Serve(ServeArgs),
+    /// Manage sites.
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Manage phones.
+    #[command(subcommand)]
+    Phone(PhoneCmd),
+    /// Set or remove a phone's SIP lines.
+    #[command(subcommand)]
+    Line(LineCmd),
+    /// Set raw vendor settings at a layer (model, site, model in site, phone).
+    #[command(subcommand)]
+    Setting(SettingCmd),
+    /// Print exactly the bytes a phone would get (without FILE: the names of its files).
+    Render { mac: String, file: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address. Default 0.0.0.0:8080.
+    #[arg(long, env = "PHONEPROV_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// On an empty database, create a demo site with a Yealink T54W and a Polycom VVX 450 and
+    /// print curl commands that fetch their files.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCmd {
+    /// Create a site.
+    Add {
+        name: String,
+        /// The PBX's SIP server, HOST or HOST:PORT.
+        #[arg(long, value_name = "HOST[:PORT]")]
+        sip_server: String,
+        /// SIP transport: udp, tcp or tls.
+        #[arg(long, default_value = "udp")]
+        transport: String,
+        /// IANA zone name (America/Denver) or UTC offset (-7, +5:30).
+        #[arg(long, value_name = "TZ")]
+        time_zone: Option<String>,
+        /// NTP server (repeat for a second one).
+        #[arg(long, value_name = "HOST")]
+        ntp: Vec<String>,
+        /// Also serve this site's phones at / without the site key (LANs using DHCP option
+        /// 66/160).
+        #[arg(long)]
+        allow_keyless: bool,
+    },
+    /// Change a site.
+    Update {
+        name: String,
+        #[arg(long, value_name = "HOST[:PORT]")]
+        sip_server: Option<String>,
+        #[arg(long)]
+        transport: Option<String>,
+        /// Time zone; an empty value removes it.
+        #[arg(long, value_name = "TZ")]
+        time_zone: Option<String>,
+        /// NTP servers; replaces the list.
+        #[arg(long, value_name = "HOST")]
+        ntp: Vec<String>,
+        /// Serve at / without the site key: true or false.
+        #[arg(long, value_name = "BOOL")]
+        allow_keyless: Option<bool>,
+        /// Replace the site key: the old provisioning URL stops working at once.
+        #[arg(long)]
+        rotate_key: bool,
+    },
+    /// List sites.
+    List,
+    /// Show a site and its provisioning URL.
+    Show { name: String },
+    /// Remove a site.
+    Rm {
+        name: String,
+        /// Also remove the site's phones.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhoneCmd {
+    /// Enrol a phone.
+    Add {
+        mac: String,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
+    /// List phones.
+    List {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Show a phone, its lines and when it last fetched its files.
+    Show { mac: String },
+    /// Remove a phone.
+    Rm { mac: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LineCmd {
+    /// Create or replace line N of a phone.
+    Set {
+        mac: String,
+        n: u32,
+        /// SIP user (the address's user part).
+        #[arg(long)]
+        user: String,
+        /// Authentication user, if it differs from --user.
+        #[arg(long)]
+        auth_user: Option<String>,
+        #[arg(long)]
+        password: String,
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
+    /// Remove line N of a phone.
+    Rm { mac: String, n: u32 },
+}
+
+/// Which layer a setting lives at.
+#[derive(Debug, Args)]
+pub struct LayerArgs {
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, value_name = "MAC")]
+    pub phone: Option<String>,
+    /// With --site alone: only this vendor's phones (yealink, polycom).
+    #[arg(long)]
+    pub vendor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingCmd {
+    /// Set KEY to VALUE at a layer.
+    Set {
+        #[command(flatten)]
+        layer: LayerArgs,
+        key: String,
+        value: String,
+    },
+    /// Remove KEY from a layer.
+    Rm {
+        #[command(flatten)]
+        layer: LayerArgs,
+        key: String,
+    },
+    /// List the keys set at a layer.
+    List {
+        #[command(flatten)]
+        layer: LayerArgs,
+    },
+}
+
+/// The settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub http: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("settings file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("public URL '{0}' must start with http:// or https:// and name a host")]
+    PublicUrl(String),
+}
+
+pub const DEFAULT_DATA_DIR: &str = "./phoneprov-data";
+pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
+
+/// Everything resolved: what each command runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    /// Whether the public URL was configured, or guessed from the listen address.
+    pub public_url_configured: bool,
+    pub http: String,
+}
+
+impl Settings {
+    pub fn resolve(cli: &Cli) -> Result<Settings, ConfigError> {
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let (path, explicit) = match &cli.config {
+            Some(p) => (p.clone(), true),
+            None => (data_dir.join("phoneprov.toml"), false),
+        };
+        let file = read_file(&path, explicit)?;
+        let serve_http = match &cli.command {
+            Command::Serve(a) => a.http.clone(),
+            _ => None,
+        };
+        let http = serve_http
+            .or(file.http)
+            .unwrap_or_else(|| DEFAULT_HTTP.to_string());
+        let configured = cli.public_url.clone().or(file.public_url);
+        let public_url = match &configured {
+            Some(u) => check_url(u)?,
+            None => default_public_url(&http),
+        };
+        Ok(Settings {
+            data_dir,
+            public_url,
+            public_url_configured: configured.is_some(),
+            http,
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("phoneprov.sqlite")
+    }
+
+    pub fn template_dir(&self) -> PathBuf {
+        self.data_dir.join("templates")
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+}
+
+fn read_file(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(FileConfig::default());
+        }
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn check_url(u: &str) -> Result<String, ConfigError> {
+    let u = u.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::PublicUrl(u.to_string()))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::PublicUrl(u.to_string()));
+    }
+    Ok(u.to_string())
+}
+
+/// `http://127.0.0.1:<port>` for a wildcard or loopback listener, else the listen address.
+fn default_public_url(http: &str) -> String {
+    let port = http.rsplit(':').next().unwrap_or("8080");
+    let host = http.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+    match host {
+        "" | "0.0.0.0" | "[::]" => format!("http://127.0.0.1:{port}"),
+        h => format!("http://{h}:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            check_url("https://prov.example.com/").unwrap(),
+            "https://prov.example.com"
+        );
+        assert!(check_url("prov.example.com").is_err());
+        assert!(check_url("http://").is_err());
+        assert_eq!(default_public_url("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(default_public_url("10.0.0.5:80"), "http://10.0.0.5:80");
+    }
+}

@@ -1,0 +1,44 @@
+//! phoneprov: zero-touch provisioning for Yealink and Polycom desk phones.
+//!
+//! # Layout
+//!
+//! A phone's request travels: transport (`serve::http`) → [`resolve`] (path, peer and
+//! User-Agent to bytes) → [`render::ready`] (files rendered in advance). Data changes travel:
+//! CLI or admin API → [`manage`] (validate, change, trial-render, commit) → [`store`] (SQLite,
+//! with a change log) → [`publish`] (re-render what changed into the ready snapshot).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`mac`] | the `Mac` newtype: every spelling in, one canonical form out |
+//! | [`catalog`] | vendors and models as data (`templates/<vendor>/vendor.toml`); User-Agent parsing |
+//! | [`model`] | plain records: site, phone, line, setting, last-seen |
+//! | [`config`] | command line and settings file |
+//! | [`store`] | the database: migrations and every query |
+//! | [`render`] | templates, their context, the ready-bytes snapshot |
+//! | [`lastseen`] | last-seen records batched off the request path |
+//! | [`publish`] | keeps the snapshot in step with the database and templates |
+//! | [`resolve`] | the one decision of what a request gets, for every transport |
+//! | [`manage`] | the operator's verbs, shared by CLI and admin API |
+//! | [`serve`] | transports and the server's lifetime |
+//!
+//! # Dependency rule
+//!
+//! One direction only: `serve` → `resolve`, `manage`, `publish` → `store`, `render`,
+//! `lastseen` → `mac`, `catalog`, `model`, `config`. Nothing imports a transport; `resolve`
+//! names no HTTP or socket type. sqlx lives only in `store`, tera only in `render`, axum only
+//! in `serve`, clap only in `config`.
+
+#![deny(clippy::dbg_macro, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod catalog;
+pub mod config;
+pub mod lastseen;
+pub mod mac;
+pub mod manage;
+pub mod model;
+pub mod publish;
+pub mod render;
+pub mod resolve;
+pub mod serve;
+pub mod store;

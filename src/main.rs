@@ -1,0 +1,357 @@
+//! The command-line edge: parse, set up logging, open the data dir, run one command, turn its
+//! outcome into output and an exit code (0 done, 2 the request was refused, 1 anything else).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use phoneprov::config::{
+    Cli, Command, LayerArgs, LineCmd, PhoneCmd, ServeArgs, SettingCmd, Settings, SiteCmd,
+};
+use phoneprov::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
+use phoneprov::render::Renderer;
+use phoneprov::serve::{self, ServeConfig};
+use phoneprov::store::Store;
+
+mod output;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_serve = matches!(cli.command, Command::Serve(_));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PHONEPROV_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if is_serve { "info" } else { "warn" })
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // A refused request is the user's to fix: exit 2. Anything else: 1.
+            let code = match e.downcast_ref::<manage::Error>() {
+                Some(manage::Error::Store(_)) | None => 1,
+                Some(_) => 2,
+            };
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&cli)?;
+    ensure_data_dir(&settings.data_dir)?;
+    let store = Store::open(&settings.db_path())
+        .await
+        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Serve(args) => serve_cmd(store.clone(), &settings, args).await,
+        cmd => {
+            let renderer = Renderer::new(&settings.public_url, Some(&settings.template_dir()))
+                .map_err(manage::Error::Render)?;
+            let m = Manager {
+                store: store.clone(),
+                renderer: std::sync::Arc::new(renderer),
+            };
+            command(&m, cmd, json).await
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 && meta.permissions().mode() & 0o777 == 0o755 {
+            // The data dir holds SIP passwords: keep it private when we created it with defaults.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the admin token, creating it (0600, 256 random bits) on first start.
+fn admin_token(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => anyhow::bail!(
+            "admin token file {} is empty; delete it to make a new one",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let token = hex::encode(b);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    tracing::info!(path = %path.display(), "admin token created");
+    Ok(token)
+}
+
+async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = admin_token(&settings.admin_token_path())?;
+    let cfg = ServeConfig {
+        http: settings.http.clone(),
+        public_url: settings
+            .public_url_configured
+            .then(|| settings.public_url.clone()),
+        template_dir: settings.template_dir(),
+        admin_token: token,
+        upload_cap: 1024 * 1024,
+        poll_every: std::time::Duration::from_millis(500),
+    };
+    let demo = if args.demo {
+        output::seed_demo(&store, settings, &cfg).await?
+    } else {
+        None
+    };
+    if !settings.public_url_configured && !settings.http.starts_with("127.") {
+        tracing::warn!(
+            "no --public-url set: rendered files point at this machine's loopback address, which phones cannot reach; set public_url in {}/phoneprov.toml",
+            settings.data_dir.display()
+        );
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve::run(
+        store,
+        cfg,
+        |addr, public_url| {
+            println!("phoneprov: listening on http://{addr} (public URL {public_url})");
+            if let Some(demo) = &demo {
+                println!("{}", output::demo_instructions(demo, addr, public_url));
+            }
+            let _ = std::io::stdout().flush();
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn layer(l: LayerArgs) -> LayerInput {
+    LayerInput {
+        site: l.site,
+        model: l.model,
+        phone: l.phone,
+        vendor: l.vendor,
+    }
+}
+
+async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCode> {
+    use output::print;
+    match cmd {
+        Command::Serve(_) => unreachable!("handled by the caller"),
+        Command::Site(SiteCmd::Add {
+            name,
+            sip_server,
+            transport,
+            time_zone,
+            ntp,
+            allow_keyless,
+        }) => {
+            let v = m
+                .site_add(SiteInput {
+                    name,
+                    sip_server,
+                    transport: Some(transport),
+                    time_zone,
+                    ntp,
+                    allow_keyless,
+                })
+                .await?;
+            print(json, &v, output::site_text(&v));
+        }
+        Command::Site(SiteCmd::Update {
+            name,
+            sip_server,
+            transport,
+            time_zone,
+            ntp,
+            allow_keyless,
+            rotate_key,
+        }) => {
+            let ntp = (!ntp.is_empty()).then_some(ntp);
+            let v = m
+                .site_update(
+                    &name,
+                    SiteUpdate {
+                        sip_server,
+                        transport,
+                        time_zone,
+                        ntp,
+                        allow_keyless,
+                        rotate_key,
+                    },
+                )
+                .await?;
+            print(json, &v, output::site_text(&v));
+        }
+        Command::Site(SiteCmd::List) => {
+            let v = m.site_list().await?;
+            print(json, &v, output::sites_text(&v));
+        }
+        Command::Site(SiteCmd::Show { name }) => {
+            let v = m.site_show(&name).await?;
+            print(json, &v, output::site_text(&v));
+        }
+        Command::Site(SiteCmd::Rm { name, force }) => {
+            let n = m.site_rm(&name, force).await?;
+            print(
+                json,
+                &serde_json::json!({"removed": name, "removed_phones": n}),
+                format!("removed site {name} ({n} phones)"),
+            );
+        }
+        Command::Phone(PhoneCmd::Add {
+            mac,
+            model,
+            site,
+            label,
+        }) => {
+            let v = m
+                .phone_add(PhoneInput {
+                    mac,
+                    model,
+                    site,
+                    label,
+                })
+                .await?;
+            print(json, &v, output::phone_text(&v));
+        }
+        Command::Phone(PhoneCmd::List { site }) => {
+            let v = m.phone_list(site.as_deref()).await?;
+            print(json, &v, output::phones_text(&v));
+        }
+        Command::Phone(PhoneCmd::Show { mac }) => {
+            let v = m.phone_show(&mac).await?;
+            print(json, &v, output::phone_text(&v));
+        }
+        Command::Phone(PhoneCmd::Rm { mac }) => {
+            m.phone_rm(&mac).await?;
+            print(
+                json,
+                &serde_json::json!({"removed": mac}),
+                format!("removed phone {mac}"),
+            );
+        }
+        Command::Line(LineCmd::Set {
+            mac,
+            n,
+            user,
+            auth_user,
+            password,
+            display_name,
+            label,
+        }) => {
+            let v = m
+                .line_set(
+                    &mac,
+                    n,
+                    LineInput {
+                        user,
+                        auth_user,
+                        password,
+                        display_name,
+                        label,
+                    },
+                )
+                .await?;
+            print(
+                json,
+                &v,
+                format!("line {} of {mac} set (user {})", v.n, v.user),
+            );
+        }
+        Command::Line(LineCmd::Rm { mac, n }) => {
+            m.line_rm(&mac, n).await?;
+            print(
+                json,
+                &serde_json::json!({"removed": n}),
+                format!("line {n} of {mac} removed"),
+            );
+        }
+        Command::Setting(SettingCmd::Set {
+            layer: l,
+            key,
+            value,
+        }) => {
+            let changed = m.setting_set(&layer(l), &key, &value).await?;
+            let text = if changed {
+                format!("{key} = {value}")
+            } else {
+                format!("{key} already = {value}; nothing changed")
+            };
+            print(
+                json,
+                &serde_json::json!({"key": key, "changed": changed}),
+                text,
+            );
+        }
+        Command::Setting(SettingCmd::Rm { layer: l, key }) => {
+            m.setting_rm(&layer(l), &key).await?;
+            print(
+                json,
+                &serde_json::json!({"removed": key}),
+                format!("{key} removed"),
+            );
+        }
+        Command::Setting(SettingCmd::List { layer: l }) => {
+            let v = m.setting_list(&layer(l)).await?;
+            let text = v
+                .iter()
+                .map(|s| format!("{} = {}", s.key, s.value))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, &v, text);
+        }
+        Command::Render { mac, file } => {
+            let files = m.render_phone(&mac).await?;
+            match file {
+                None => {
+                    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                    print(json, &names, names.join("\n"));
+                }
+                Some(f) => {
+                    let want = phoneprov::resolve::canonical_name(&f);
+                    let (_, bytes) = files.iter().find(|(n, _)| *n == want).ok_or_else(|| {
+                        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                        manage::Error::NotFound(format!(
+                            "phone {mac} has no file '{f}'; its files: {}",
+                            names.join(", ")
+                        ))
+                    })?;
+                    std::io::stdout().write_all(bytes)?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,179 @@
+//! Plain records: what a site, phone, line and setting are. The store reads and writes them,
+//! the renderer reads them; neither knows the other.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mac::Mac;
+
+/// SIP transport of a site's lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+    /// The port a SIP server listens on for this transport unless told otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            _ => 5060,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(format!("transport '{s}' must be udp, tcp or tls")),
+        }
+    }
+}
+
+/// A client site: one PBX server, one provisioning URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    pub id: i64,
+    pub name: String,
+    /// The secret path segment of the site's provisioning URL.
+    #[serde(skip)]
+    pub key: String,
+    pub sip_server: String,
+    pub sip_port: u16,
+    pub transport: Transport,
+    /// IANA name (`America/Denver`) or UTC offset (`-7`, `+5:30`).
+    pub time_zone: Option<String>,
+    pub ntp: Vec<String>,
+    /// Whether phones may fetch this site's files at `/` without the site key.
+    pub allow_keyless: bool,
+}
+
+/// A phone: a MAC of a known model, in one site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phone {
+    pub mac: Mac,
+    pub model: String,
+    pub site_id: i64,
+    pub label: String,
+}
+
+/// One SIP account of a phone.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Line {
+    pub n: u8,
+    pub user: String,
+    pub auth_user: Option<String>,
+    pub password: String,
+    pub display_name: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Never prints the password.
+impl fmt::Debug for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Line")
+            .field("n", &self.n)
+            .field("user", &self.user)
+            .field("auth_user", &self.auth_user)
+            .field("password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// Where a raw vendor setting applies. Later layers win: model everywhere → site → model
+/// within site → phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "layer", rename_all = "snake_case")]
+pub enum Layer {
+    Model { model: String },
+    Site { site_id: i64 },
+    SiteModel { site_id: i64, model: String },
+    Phone { mac: Mac },
+}
+
+impl Layer {
+    /// Rank in the override order; higher wins.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Layer::Model { .. } => 0,
+            Layer::Site { .. } => 1,
+            Layer::SiteModel { .. } => 2,
+            Layer::Phone { .. } => 3,
+        }
+    }
+}
+
+/// An operator's raw vendor key at a layer. `vendor` narrows a site-wide setting to one
+/// vendor's phones; `None` means every vendor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting {
+    pub layer: Layer,
+    pub vendor: Option<String>,
+    pub key: String,
+    pub value: String,
+}
+
+/// When, from where and with what a phone last fetched a file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Seen {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub peer: String,
+    pub transport: String,
+    pub file: String,
+    pub user_agent: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+}
+
+/// Refuses keys and values that could break out of a vendor's file format.
+pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = !key.is_empty()
+        && key.len() <= 200
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !key_ok {
+        return Err(format!(
+            "setting key '{key}' may hold only letters, digits, '.', '_' and '-' (1 to 200 characters)"
+        ));
+    }
+    check_text("value", value, 4096)
+}
+
+/// Refuses text that would break a line-oriented or XML file: control characters, too long.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!("{field} is longer than {max} bytes"));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "{field} contains a control character (newline, tab, NUL …), which would break the phone's file"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! What the CLI prints: text for people, JSON with `--json`, and the `--demo` walkthrough.
+
+use std::net::SocketAddr;
+
+use chrono::TimeZone;
+use phoneprov::config::Settings;
+use phoneprov::manage::{LineInput, Manager, PhoneInput, PhoneView, SiteInput, SiteView};
+use phoneprov::render::Renderer;
+use phoneprov::serve::ServeConfig;
+use phoneprov::store::Store;
+
+pub fn print<T: serde::Serialize>(json: bool, value: &T, text: String) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot print JSON: {e}"),
+        }
+    } else if !text.is_empty() {
+        println!("{text}");
+    }
+}
+
+fn when(ms: i64) -> String {
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S %z").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn site_text(v: &SiteView) -> String {
+    let s = &v.site;
+    let mut out = format!(
+        "site:             {}\nprovisioning URL: {}\nSIP server:       {}:{} ({})\nphones:           {}\n",
+        s.name, v.provisioning_url, s.sip_server, s.sip_port, s.transport, v.phones
+    );
+    if let Some(tz) = &s.time_zone {
+        out.push_str(&format!("time zone:        {tz}\n"));
+    }
+    if !s.ntp.is_empty() {
+        out.push_str(&format!("NTP:              {}\n", s.ntp.join(", ")));
+    }
+    out.push_str(&format!(
+        "key-less at /:    {}",
+        if s.allow_keyless { "allowed" } else { "no" }
+    ));
+    out
+}
+
+pub fn sites_text(v: &[SiteView]) -> String {
+    let mut out = format!("{:<24} {:>6}  {:<30} URL", "SITE", "PHONES", "SIP SERVER");
+    for s in v {
+        out.push_str(&format!(
+            "\n{:<24} {:>6}  {:<30} {}",
+            s.site.name,
+            s.phones,
+            format!(
+                "{}:{}/{}",
+                s.site.sip_server, s.site.sip_port, s.site.transport
+            ),
+            s.provisioning_url
+        ));
+    }
+    out
+}
+
+pub fn phone_text(v: &PhoneView) -> String {
+    let mut out = format!(
+        "phone:     {}\nmodel:     {} ({})\nsite:      {}\nlabel:     {}\nfiles:     {}\n",
+        v.mac_colon,
+        v.model,
+        v.vendor,
+        v.site,
+        v.label,
+        v.files.join(", ")
+    );
+    if v.lines.is_empty() {
+        out.push_str("lines:     none\n");
+    }
+    for l in &v.lines {
+        out.push_str(&format!(
+            "line {:<4} user {}{}{}\n",
+            l.n,
+            l.user,
+            l.auth_user
+                .as_ref()
+                .map(|a| format!(", auth {a}"))
+                .unwrap_or_default(),
+            l.display_name
+                .as_ref()
+                .map(|d| format!(", \"{d}\""))
+                .unwrap_or_default(),
+        ));
+    }
+    match &v.last_seen {
+        None => out.push_str("last seen: never"),
+        Some(s) => out.push_str(&format!(
+            "last seen: {} from {} over {} ({})\n           model {}, firmware {}\n           user agent: {}",
+            when(s.at),
+            s.peer,
+            s.transport,
+            s.file,
+            s.model.as_deref().unwrap_or("?"),
+            s.firmware.as_deref().unwrap_or("?"),
+            s.user_agent.as_deref().unwrap_or("-"),
+        )),
+    }
+    out
+}
+
+pub fn phones_text(v: &[PhoneView]) -> String {
+    let mut out = format!(
+        "{:<18} {:<10} {:<16} {:<5} {:<26} LABEL",
+        "MAC", "MODEL", "SITE", "LINES", "LAST SEEN"
+    );
+    for p in v {
+        let seen = p
+            .last_seen
+            .as_ref()
+            .map(|s| when(s.at))
+            .unwrap_or_else(|| "never".into());
+        out.push_str(&format!(
+            "\n{:<18} {:<10} {:<16} {:<5} {:<26} {}",
+            p.mac_colon,
+            p.model,
+            p.site,
+            p.lines.len(),
+            seen,
+            p.label
+        ));
+    }
+    out
+}
+
+/// The demo site, as seeded.
+#[derive(Debug)]
+pub struct Demo {
+    pub site: SiteView,
+}
+
+const DEMO_T54W: &str = "80:5e:c0:de:00:01";
+const DEMO_VVX: &str = "00:04:f2:de:00:02";
+
+/// Seeds the demo site on an empty database; on a database that has the demo site already,
+/// shows it again.
+pub async fn seed_demo(
+    store: &Store,
+    settings: &Settings,
+    cfg: &ServeConfig,
+) -> anyhow::Result<Option<Demo>> {
+    let renderer = Renderer::new(&settings.public_url, Some(&cfg.template_dir))?;
+    let m = Manager {
+        store: store.clone(),
+        renderer: std::sync::Arc::new(renderer),
+    };
+    let sites = m.site_list().await?;
+    if let Some(site) = sites.into_iter().find(|s| s.site.name == "demo") {
+        return Ok(Some(Demo { site }));
+    }
+    if !m.site_list().await?.is_empty() {
+        tracing::warn!("--demo seeds an empty database only; this one has sites already");
+        return Ok(None);
+    }
+    let site = m
+        .site_add(SiteInput {
+            name: "demo".into(),
+            sip_server: "pbx.example.com".into(),
+            transport: Some("udp".into()),
+            time_zone: Some("America/Denver".into()),
+            ntp: vec!["pool.ntp.org".into()],
+            allow_keyless: false,
+        })
+        .await?;
+    for (mac, model, label, user) in [
+        (DEMO_T54W, "T54W", "Front Desk", "201"),
+        (DEMO_VVX, "VVX_450", "Conference Room", "202"),
+    ] {
+        m.phone_add(PhoneInput {
+            mac: mac.into(),
+            model: model.into(),
+            site: "demo".into(),
+            label: Some(label.into()),
+        })
+        .await?;
+        let password = phoneprov::manage::new_site_key()?;
+        m.line_set(
+            mac,
+            1,
+            LineInput {
+                user: user.into(),
+                auth_user: None,
+                password,
+                display_name: Some(label.into()),
+                label: None,
+            },
+        )
+        .await?;
+    }
+    Ok(Some(Demo { site }))
+}
+
+pub fn demo_instructions(demo: &Demo, addr: SocketAddr, public_url: &str) -> String {
+    let base = format!("{public_url}/p/{}", demo.site.site.key);
+    let _ = addr;
+    let t = DEMO_T54W.replace(':', "");
+    let v = DEMO_VVX.replace(':', "");
+    format!(
+        "\nDemo site 'demo' is ready: a Yealink T54W ({DEMO_T54W}) and a Polycom VVX 450 ({DEMO_VVX}).\n\
+         Fetch what the T54W gets when it boots:\n\
+         \x20 curl -A 'Yealink SIP-T54W 96.86.0.45 {DEMO_T54W}' {base}/{t}.boot\n\
+         \x20 curl -A 'Yealink SIP-T54W 96.86.0.45 {DEMO_T54W}' {base}/y000000000096.cfg\n\
+         \x20 curl -A 'Yealink SIP-T54W 96.86.0.45 {DEMO_T54W}' {base}/{t}.cfg\n\
+         and what the VVX 450 gets:\n\
+         \x20 curl -A 'FileTransport PolycomVVX-VVX_450-UA/6.4.3.5156 Type/Application' {base}/{v}.cfg\n\
+         \x20 curl -A 'FileTransport PolycomVVX-VVX_450-UA/6.4.3.5156 Type/Application' {base}/{v}-lines.cfg\n\
+         Then see it recorded:  phoneprov phone show {DEMO_T54W}\n\
+         An unknown MAC gets the same 404 as a missing file:\n\
+         \x20 curl -i {base}/805ec0000000.cfg\n"
+    )
+}

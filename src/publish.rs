@@ -1,0 +1,322 @@
+//! Keeps the ready snapshot in step with the database: renders everything at start, then
+//! follows the change log (and the template override directory) and re-renders only what
+//! changed. A phone or site whose render fails keeps its last good files and the error is
+//! logged with the template's file and line.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::mac::Mac;
+use crate::model::{Line, Phone, Setting, Site};
+use crate::render::{Ready, ReadyFile, RenderError, Renderer, SiteFiles};
+use crate::store::{self, Conn, Scope, Store, StoreError};
+
+/// Why publishing failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// Everything needed to render one site.
+struct Bundle {
+    site: Site,
+    phones: Vec<Phone>,
+    lines: Vec<(Mac, Line)>,
+    settings: Vec<Setting>,
+    uploads: Vec<(Mac, String, Vec<u8>)>,
+}
+
+async fn load_bundle(conn: &mut Conn, site_id: i64) -> Result<Option<Bundle>, StoreError> {
+    let Some(site) = store::site_by_id(conn, site_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Bundle {
+        phones: store::list_phones(conn, Some(site_id)).await?,
+        lines: store::site_lines(conn, site_id).await?,
+        settings: store::site_settings(conn, site_id).await?,
+        uploads: store::site_uploads(conn, site_id).await?,
+        site,
+    }))
+}
+
+/// Renders one phone's files, with its served-back uploads.
+fn phone_files(
+    renderer: &Renderer,
+    b: &Bundle,
+    phone: &Phone,
+) -> Result<Vec<(String, Arc<ReadyFile>)>, RenderError> {
+    let lines: Vec<Line> = b
+        .lines
+        .iter()
+        .filter(|(m, _)| *m == phone.mac)
+        .map(|(_, l)| l.clone())
+        .collect();
+    let mut files = renderer.phone_files(&b.site, phone, &lines, &b.settings)?;
+    if let Some(vendor) = Catalog::get()
+        .model(&phone.model)
+        .and_then(|m| Catalog::get().vendor(&m.vendor))
+    {
+        for (mac, name, body) in b.uploads.iter().filter(|(m, _, _)| *m == phone.mac) {
+            let served = vendor
+                .uploads
+                .iter()
+                .any(|u| u.serve_back && u.name.replace("{mac}", &mac.to_string()) == *name);
+            if served {
+                let f = ReadyFile::new(body.clone(), "text/plain; charset=utf-8").with_mac(*mac);
+                files.push((name.clone(), Arc::new(f)));
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn vendor_of(phone: &Phone) -> String {
+    Catalog::get()
+        .model(&phone.model)
+        .map(|m| m.vendor.clone())
+        .unwrap_or_default()
+}
+
+/// Renders a whole site. With `strict`, the first error fails the build (trial renders before
+/// a change commits); otherwise a failing part keeps its files from `previous` and is logged.
+fn build(
+    renderer: &Renderer,
+    b: &Bundle,
+    previous: Option<&SiteFiles>,
+    strict: bool,
+) -> Result<SiteFiles, RenderError> {
+    let mut out = SiteFiles {
+        site_id: b.site.id,
+        name: b.site.name.clone(),
+        key: b.site.key.clone(),
+        allow_keyless: b.site.allow_keyless,
+        ..Default::default()
+    };
+    match renderer.site_files(&b.site, &b.settings) {
+        Ok(files) => out.files.extend(files),
+        Err(e) if !strict => {
+            tracing::error!(site = %b.site.name, error = %e, "site files not re-rendered; serving the last good ones");
+            if let Some(prev) = previous {
+                out.files.extend(
+                    prev.files
+                        .iter()
+                        .filter(|(_, f)| f.mac.is_none())
+                        .map(|(n, f)| (n.clone(), f.clone())),
+                );
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    for phone in &b.phones {
+        out.phones.insert(phone.mac, vendor_of(phone));
+        match phone_files(renderer, b, phone) {
+            Ok(files) => out.files.extend(files),
+            Err(e) if !strict => {
+                tracing::error!(mac = %phone.mac, site = %b.site.name, error = %e, "phone files not re-rendered; serving the last good ones");
+                if let Some(prev) = previous {
+                    out.files.extend(
+                        prev.files
+                            .iter()
+                            .filter(|(_, f)| f.mac == Some(phone.mac))
+                            .map(|(n, f)| (n.clone(), f.clone())),
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Renders a site from inside a transaction, failing on the first error: the check every
+/// change passes before it commits, so a change that cannot render changes nothing.
+pub async fn trial_render(
+    conn: &mut Conn,
+    renderer: &Renderer,
+    site_id: i64,
+) -> Result<Option<SiteFiles>, PublishError> {
+    let Some(b) = load_bundle(conn, site_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(build(renderer, &b, None, true)?))
+}
+
+/// Re-renders one phone inside a site's files.
+fn rebuild_phone(renderer: &Renderer, b: &Bundle, prev: &SiteFiles, mac: Mac) -> SiteFiles {
+    let mut out = prev.clone();
+    out.files.retain(|_, f| f.mac != Some(mac));
+    out.phones.remove(&mac);
+    if let Some(phone) = b.phones.iter().find(|p| p.mac == mac) {
+        out.phones.insert(mac, vendor_of(phone));
+        match phone_files(renderer, b, phone) {
+            Ok(files) => out.files.extend(files),
+            Err(e) => {
+                tracing::error!(%mac, site = %b.site.name, error = %e, "phone files not re-rendered; serving the last good ones");
+                out.files.extend(
+                    prev.files
+                        .iter()
+                        .filter(|(_, f)| f.mac == Some(mac))
+                        .map(|(n, f)| (n.clone(), f.clone())),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Follows the database and the template directory, keeping `ready` current.
+pub struct Publisher {
+    store: Store,
+    ready: Arc<Ready>,
+    renderer: Arc<Renderer>,
+    public_url: String,
+    template_dir: PathBuf,
+    template_print: Vec<(String, u64, Option<std::time::SystemTime>)>,
+    seq: i64,
+}
+
+impl Publisher {
+    /// Renders every site; fails if the templates are broken (the server does not start on a
+    /// broken template).
+    pub async fn start(
+        store: Store,
+        ready: Arc<Ready>,
+        public_url: &str,
+        template_dir: PathBuf,
+    ) -> Result<Publisher, PublishError> {
+        let template_print = crate::render::templates::fingerprint(&template_dir);
+        let renderer = Arc::new(Renderer::new(public_url, Some(&template_dir))?);
+        let mut p = Publisher {
+            store,
+            ready,
+            renderer,
+            public_url: public_url.to_string(),
+            template_dir,
+            template_print,
+            seq: 0,
+        };
+        p.rebuild_all().await?;
+        Ok(p)
+    }
+
+    async fn rebuild_all(&mut self) -> Result<(), PublishError> {
+        let mut conn = self.store.conn().await?;
+        // Read the sequence first: a change landing during the build is seen again next time.
+        self.seq = store::last_change(&mut conn).await?;
+        let old = self.ready.load();
+        let mut sites = Vec::new();
+        for site in store::list_sites(&mut conn).await? {
+            if let Some(b) = load_bundle(&mut conn, site.id).await? {
+                sites.push(build(
+                    &self.renderer,
+                    &b,
+                    old.site_by_id(site.id).map(|s| s.as_ref()),
+                    false,
+                )?);
+            }
+        }
+        let n: usize = sites.iter().map(|s| s.files.len()).sum();
+        tracing::info!(sites = sites.len(), files = n, "rendered all sites");
+        self.ready.replace_all(sites);
+        Ok(())
+    }
+
+    /// One pass: reload templates if their files changed, then apply new changes.
+    pub async fn poll(&mut self) -> Result<(), PublishError> {
+        let print = crate::render::templates::fingerprint(&self.template_dir);
+        if print != self.template_print {
+            self.template_print = print;
+            match Renderer::new(&self.public_url, Some(&self.template_dir)) {
+                Ok(r) => {
+                    tracing::info!(dir = %self.template_dir.display(), "templates changed; re-rendering");
+                    self.renderer = Arc::new(r);
+                    return self.rebuild_all().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "template override refused; serving the last good files");
+                }
+            }
+        }
+        let mut conn = self.store.conn().await?;
+        let changes = store::changes_since(&mut conn, self.seq).await?;
+        let Some(&(last, _)) = changes.last() else {
+            return Ok(());
+        };
+        if changes.iter().any(|(_, s)| *s == Scope::All) {
+            drop(conn);
+            return self.rebuild_all().await;
+        }
+        let mut whole: HashSet<i64> = HashSet::new();
+        let mut phones: Vec<(i64, Mac)> = Vec::new();
+        for (_, scope) in &changes {
+            match *scope {
+                Scope::Site(s) => {
+                    whole.insert(s);
+                }
+                Scope::Phone(s, m) => phones.push((s, m)),
+                Scope::All => {}
+            }
+        }
+        phones.retain(|(s, _)| !whole.contains(s));
+        let touched: HashSet<i64> = whole
+            .iter()
+            .copied()
+            .chain(phones.iter().map(|(s, _)| *s))
+            .collect();
+        for site_id in touched {
+            let old = self.ready.load();
+            let prev = old.site_by_id(site_id).map(|s| s.as_ref().clone());
+            let Some(b) = load_bundle(&mut conn, site_id).await? else {
+                let ids = old
+                    .sites()
+                    .map(|s| s.site_id)
+                    .filter(|id| *id != site_id)
+                    .collect();
+                self.ready.retain_sites(&ids);
+                continue;
+            };
+            let files = match (&prev, whole.contains(&site_id)) {
+                (Some(prev), false) => {
+                    let mut cur = prev.clone();
+                    for (_, mac) in phones.iter().filter(|(s, _)| *s == site_id) {
+                        cur = rebuild_phone(&self.renderer, &b, &cur, *mac);
+                    }
+                    cur
+                }
+                _ => build(&self.renderer, &b, prev.as_ref(), false)?,
+            };
+            tracing::debug!(site = %b.site.name, files = files.files.len(), "site re-rendered");
+            self.ready.put_site(files);
+        }
+        self.seq = last;
+        Ok(())
+    }
+
+    /// Polls until `shutdown` resolves.
+    pub async fn run(mut self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(every);
+        let mut last_prune = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.poll().await {
+                tracing::error!(error = %e, "could not apply changes; will retry");
+            }
+            if last_prune.elapsed() > Duration::from_secs(3600) {
+                last_prune = std::time::Instant::now();
+                if let Ok(mut c) = self.store.conn().await {
+                    let _ = store::prune_changes(&mut c, store::now_ms() - 24 * 3600 * 1000).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The typed values templates see. Everything a template may use is a field here; Tera refuses
+//! a template that names anything else.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::catalog::Model;
+use crate::model::{Layer, Line, Phone, Setting, Site};
+
+/// The site as templates see it.
+#[derive(Debug, Serialize)]
+pub struct SiteCtx {
+    pub name: String,
+    /// The site's provisioning URL, ending in `/`.
+    pub url: String,
+    pub url_scheme: String,
+    pub sip_server: String,
+    pub sip_port: u16,
+    pub transport: String,
+    /// The vendor's value for the transport (`2`, `TLS`, …).
+    pub transport_value: String,
+    pub time_zone: Option<TimeZoneCtx>,
+    pub ntp: Vec<String>,
+}
+
+/// A time zone, as phones want it: standard UTC offset, and whether daylight saving applies.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeZoneCtx {
+    pub name: String,
+    /// `-7`, `+5:30`, `0`.
+    pub offset: String,
+    pub offset_seconds: i32,
+    pub dst: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhoneCtx {
+    /// 12 lowercase hex digits.
+    pub mac: String,
+    pub mac_colon: String,
+    pub label: String,
+}
+
+/// A line with every optional field filled in.
+#[derive(Serialize)]
+pub struct LineCtx {
+    pub n: u8,
+    pub user: String,
+    pub auth_user: String,
+    pub password: String,
+    pub display_name: String,
+    pub label: String,
+}
+
+impl From<&Line> for LineCtx {
+    fn from(l: &Line) -> Self {
+        let display_name = l.display_name.clone().unwrap_or_else(|| l.user.clone());
+        LineCtx {
+            n: l.n,
+            user: l.user.clone(),
+            auth_user: l.auth_user.clone().unwrap_or_else(|| l.user.clone()),
+            password: l.password.clone(),
+            label: l.label.clone().unwrap_or_else(|| display_name.clone()),
+            display_name,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SettingCtx {
+    pub key: String,
+    pub value: String,
+}
+
+/// Context of a file that exists once per phone.
+#[derive(Serialize)]
+pub struct PhoneFileCtx<'a> {
+    pub site: &'a SiteCtx,
+    pub phone: PhoneCtx,
+    pub model: &'a Model,
+    pub lines: Vec<LineCtx>,
+    pub settings: Vec<SettingCtx>,
+}
+
+/// Context of a file that exists once per site (`code` set for per-common-file-code files).
+#[derive(Serialize)]
+pub struct SiteFileCtx<'a> {
+    pub site: &'a SiteCtx,
+    pub code: Option<&'a str>,
+    pub settings: Vec<SettingCtx>,
+}
+
+impl PhoneCtx {
+    pub fn new(p: &Phone) -> Self {
+        PhoneCtx {
+            mac: p.mac.to_string(),
+            mac_colon: p.mac.colon(),
+            label: p.label.clone(),
+        }
+    }
+}
+
+/// Merges the settings that apply to one phone (or, with `phone` None, the site layer only),
+/// later layers winning, sorted by key so output is stable.
+pub fn merge_settings(
+    settings: &[Setting],
+    site: &Site,
+    vendor: &str,
+    phone: Option<&Phone>,
+) -> Vec<SettingCtx> {
+    let mut applicable: Vec<&Setting> = settings
+        .iter()
+        .filter(|s| s.vendor.as_deref().is_none_or(|v| v == vendor))
+        .filter(|s| match (&s.layer, phone) {
+            (Layer::Site { site_id }, _) => *site_id == site.id,
+            (Layer::Model { model }, Some(p)) => *model == p.model,
+            (Layer::SiteModel { site_id, model }, Some(p)) => {
+                *site_id == site.id && *model == p.model
+            }
+            (Layer::Phone { mac }, Some(p)) => *mac == p.mac,
+            _ => false,
+        })
+        .collect();
+    // Within a layer, a vendor-specific value beats an all-vendor one.
+    applicable.sort_by_key(|s| (s.layer.rank(), s.vendor.is_some()));
+    let mut merged = BTreeMap::new();
+    for s in applicable {
+        merged.insert(s.key.clone(), s.value.clone());
+    }
+    merged
+        .into_iter()
+        .map(|(key, value)| SettingCtx { key, value })
+        .collect()
+}
+
+/// Understands an IANA zone name (`America/Denver`) or a UTC offset (`-7`, `+5:30`, `UTC-3`).
+pub fn parse_time_zone(tz: &str) -> Result<TimeZoneCtx, String> {
+    use chrono::{Offset, TimeZone};
+    let t = tz.trim();
+    let bare = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("GMT"))
+        .unwrap_or(t);
+    if let Some(secs) = parse_offset(bare) {
+        return Ok(TimeZoneCtx {
+            name: t.to_string(),
+            offset: format_offset(secs),
+            offset_seconds: secs,
+            dst: false,
+        });
+    }
+    let zone: chrono_tz::Tz = t.parse().map_err(|_| {
+        format!(
+            "time zone '{tz}' is neither an IANA name (America/Denver) nor a UTC offset (-7, +5:30)"
+        )
+    })?;
+    // Standard time is the smaller of the January and July offsets; DST when they differ.
+    let year = 2025;
+    let jan = zone
+        .with_ymd_and_hms(year, 1, 15, 12, 0, 0)
+        .single()
+        .map(|d| d.offset().fix().local_minus_utc());
+    let jul = zone
+        .with_ymd_and_hms(year, 7, 15, 12, 0, 0)
+        .single()
+        .map(|d| d.offset().fix().local_minus_utc());
+    let (Some(jan), Some(jul)) = (jan, jul) else {
+        return Err(format!("time zone '{tz}' has no usable offset"));
+    };
+    let std = jan.min(jul);
+    Ok(TimeZoneCtx {
+        name: t.to_string(),
+        offset: format_offset(std),
+        offset_seconds: std,
+        dst: jan != jul,
+    })
+}
+
+fn parse_offset(s: &str) -> Option<i32> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        b'0'..=b'9' => (1, s),
+        _ => return None,
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
+        None => (rest.parse::<i32>().ok()?, 0),
+    };
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) || (m != 0 && m % 15 != 0) {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
+fn format_offset(secs: i32) -> String {
+    let sign = if secs < 0 { "-" } else { "+" };
+    let a = secs.abs();
+    match (a / 3600, (a % 3600) / 60) {
+        (0, 0) => "0".to_string(),
+        (h, 0) => format!("{sign}{h}"),
+        (h, m) => format!("{sign}{h}:{m:02}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zones() {
+        let d = parse_time_zone("America/Denver").unwrap();
+        assert_eq!(
+            (d.offset.as_str(), d.offset_seconds, d.dst),
+            ("-7", -25200, true)
+        );
+        let p = parse_time_zone("America/Phoenix").unwrap();
+        assert_eq!((p.offset.as_str(), p.dst), ("-7", false));
+        let k = parse_time_zone("Asia/Kolkata").unwrap();
+        assert_eq!((k.offset.as_str(), k.offset_seconds), ("+5:30", 19800));
+        assert_eq!(parse_time_zone("-7").unwrap().offset, "-7");
+        assert_eq!(parse_time_zone("UTC+5:30").unwrap().offset_seconds, 19800);
+        assert_eq!(parse_time_zone("0").unwrap().offset, "0");
+        assert!(
+            parse_time_zone("Mars/Olympus")
+                .unwrap_err()
+                .contains("IANA")
+        );
+        assert!(parse_time_zone("+25").is_err());
+        assert!(parse_time_zone("+5:07").is_err());
+    }
+}

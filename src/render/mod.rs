@@ -1,0 +1,210 @@
+//! Turning data into the exact bytes a phone receives.
+//!
+//! [`Renderer`] holds the Tera environment (see [`templates`] for the lookup chain) and renders
+//! a site's shared files or one phone's files from plain records; [`ready`] keeps the results
+//! in memory so a phone's request is a lookup. Rendering happens when data changes, never on a
+//! phone's request.
+
+pub mod context;
+pub mod ready;
+pub mod templates;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use context::{PhoneCtx, PhoneFileCtx, SiteCtx, SiteFileCtx, merge_settings, parse_time_zone};
+pub use ready::{Ready, ReadyFile, SiteFiles, Snapshot};
+
+use crate::catalog::{Catalog, Scope, Vendor};
+use crate::model::{Line, Phone, Setting, Site};
+
+/// Why a file could not be rendered. Nothing is served from a failed render.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {file}: {reason}")]
+    Template { file: String, reason: String },
+    #[error("phone {mac}: model '{model}' is not in the catalogue")]
+    UnknownModel { mac: String, model: String },
+    #[error("site {site}: {reason}")]
+    Site { site: String, reason: String },
+}
+
+/// A rendered file with its name.
+pub type Rendered = (String, Arc<ReadyFile>);
+
+/// The site's provisioning URL: `<public-url>/p/<site-key>/`.
+pub fn site_url(public_url: &str, key: &str) -> String {
+    format!("{}/p/{key}/", public_url.trim_end_matches('/'))
+}
+
+/// Renders files from templates. Cheap to share behind an `Arc`.
+pub struct Renderer {
+    tera: tera::Tera,
+    origins: templates::Origins,
+    public_url: String,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// Loads the shipped templates and any overrides under `override_dir`.
+    pub fn new(public_url: &str, override_dir: Option<&Path>) -> Result<Renderer, RenderError> {
+        let (tera, origins) = templates::load(override_dir)?;
+        Ok(Renderer {
+            tera,
+            origins,
+            public_url: public_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    fn site_ctx(&self, site: &Site, vendor: &Vendor) -> Result<SiteCtx, RenderError> {
+        let url = site_url(&self.public_url, &site.key);
+        let time_zone = site
+            .time_zone
+            .as_deref()
+            .map(parse_time_zone)
+            .transpose()
+            .map_err(|reason| RenderError::Site {
+                site: site.name.clone(),
+                reason,
+            })?;
+        Ok(SiteCtx {
+            name: site.name.clone(),
+            url_scheme: url.split("://").next().unwrap_or("http").to_string(),
+            url,
+            sip_server: site.sip_server.clone(),
+            sip_port: site.sip_port,
+            transport: site.transport.to_string(),
+            transport_value: vendor
+                .transport
+                .get(site.transport.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            time_zone,
+            ntp: site.ntp.clone(),
+        })
+    }
+
+    fn render(
+        &self,
+        vendor: &str,
+        template: &str,
+        ctx: &impl serde::Serialize,
+    ) -> Result<Arc<ReadyFile>, RenderError> {
+        let name = format!("{vendor}/{template}");
+        let ctx = tera::Context::from_serialize(ctx).map_err(|e| RenderError::Template {
+            file: self.origins.describe(&name),
+            reason: templates::error_chain(&e),
+        })?;
+        let text = self
+            .tera
+            .render(&name, &ctx)
+            .map_err(|e| RenderError::Template {
+                file: self.origins.describe(&name),
+                reason: templates::error_chain(&e),
+            })?;
+        Ok(Arc::new(ReadyFile::new(
+            text.into_bytes(),
+            "text/plain; charset=utf-8",
+        )))
+    }
+
+    /// Files of a site that name no phone, for every vendor: per-site ones and one per
+    /// common-file code.
+    pub fn site_files(
+        &self,
+        site: &Site,
+        settings: &[Setting],
+    ) -> Result<Vec<Rendered>, RenderError> {
+        let mut out = Vec::new();
+        for vendor in &Catalog::get().vendors {
+            let site_ctx = self.site_ctx(site, vendor)?;
+            let settings = merge_settings(settings, site, &vendor.vendor, None);
+            for spec in &vendor.files {
+                let codes: Vec<Option<&str>> = match spec.scope {
+                    Scope::Phone => continue,
+                    Scope::Site => vec![None],
+                    Scope::Code => {
+                        let mut c: Vec<Option<&str>> = vendor
+                            .models
+                            .iter()
+                            .filter_map(|m| m.code.as_deref())
+                            .map(Some)
+                            .collect();
+                        c.sort();
+                        c.dedup();
+                        c
+                    }
+                };
+                for code in codes {
+                    let ctx = SiteFileCtx {
+                        site: &site_ctx,
+                        code,
+                        settings: settings
+                            .iter()
+                            .map(|s| context::SettingCtx {
+                                key: s.key.clone(),
+                                value: s.value.clone(),
+                            })
+                            .collect(),
+                    };
+                    let name = spec.name.replace("{code}", code.unwrap_or_default());
+                    out.push((name, self.render(&vendor.vendor, &spec.template, &ctx)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The files of one phone.
+    pub fn phone_files(
+        &self,
+        site: &Site,
+        phone: &Phone,
+        lines: &[Line],
+        settings: &[Setting],
+    ) -> Result<Vec<Rendered>, RenderError> {
+        let catalog = Catalog::get();
+        let model = catalog
+            .model(&phone.model)
+            .ok_or_else(|| RenderError::UnknownModel {
+                mac: phone.mac.to_string(),
+                model: phone.model.clone(),
+            })?;
+        let vendor = catalog
+            .vendor(&model.vendor)
+            .ok_or_else(|| RenderError::UnknownModel {
+                mac: phone.mac.to_string(),
+                model: phone.model.clone(),
+            })?;
+        let site_ctx = self.site_ctx(site, vendor)?;
+        let mut out = Vec::new();
+        for spec in vendor.files.iter().filter(|f| f.scope == Scope::Phone) {
+            let ctx = PhoneFileCtx {
+                site: &site_ctx,
+                phone: PhoneCtx::new(phone),
+                model,
+                lines: lines
+                    .iter()
+                    .filter(|l| l.n <= model.accounts)
+                    .map(Into::into)
+                    .collect(),
+                settings: merge_settings(settings, site, &vendor.vendor, Some(phone)),
+            };
+            let name = spec.name.replace("{mac}", &phone.mac.to_string());
+            let file = self.render(&vendor.vendor, &spec.template, &ctx)?;
+            out.push((name, Arc::new(file.with_mac(phone.mac))));
+        }
+        Ok(out)
+    }
+}

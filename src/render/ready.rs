@@ -1,0 +1,142 @@
+//! The ready-bytes snapshot: every rendered file of every site, in memory, swapped whole so a
+//! phone's request takes one short read lock and a hash lookup.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::mac::Mac;
+
+/// Bytes ready to send, with their entity tag.
+#[derive(Debug, Clone)]
+pub struct ReadyFile {
+    pub bytes: Bytes,
+    /// Quoted strong ETag derived from the content.
+    pub etag: String,
+    pub content_type: &'static str,
+    /// The phone the file belongs to, if it names one.
+    pub mac: Option<Mac>,
+}
+
+impl ReadyFile {
+    pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
+        let digest = Sha256::digest(&bytes);
+        ReadyFile {
+            etag: format!("\"{}\"", hex::encode(&digest[..16])),
+            bytes: Bytes::from(bytes),
+            content_type,
+            mac: None,
+        }
+    }
+
+    pub fn with_mac(&self, mac: Mac) -> ReadyFile {
+        ReadyFile {
+            mac: Some(mac),
+            ..self.clone()
+        }
+    }
+}
+
+/// One site's files.
+#[derive(Debug, Clone, Default)]
+pub struct SiteFiles {
+    pub site_id: i64,
+    pub name: String,
+    pub key: String,
+    pub allow_keyless: bool,
+    /// File name (per-MAC names with lowercase MAC) to bytes.
+    pub files: HashMap<String, Arc<ReadyFile>>,
+    /// Phones of the site and their vendor.
+    pub phones: HashMap<Mac, String>,
+}
+
+/// Every site's files, immutable once built.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    by_key: HashMap<String, Arc<SiteFiles>>,
+    by_id: HashMap<i64, Arc<SiteFiles>>,
+    /// Sites that serve at `/` without a key.
+    keyless: Vec<Arc<SiteFiles>>,
+}
+
+impl Snapshot {
+    pub fn site_by_key(&self, key: &str) -> Option<&Arc<SiteFiles>> {
+        self.by_key.get(key)
+    }
+
+    pub fn site_by_id(&self, id: i64) -> Option<&Arc<SiteFiles>> {
+        self.by_id.get(&id)
+    }
+
+    pub fn keyless(&self) -> &[Arc<SiteFiles>] {
+        &self.keyless
+    }
+
+    pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteFiles>> {
+        self.by_id.values()
+    }
+
+    fn from_sites(sites: impl IntoIterator<Item = Arc<SiteFiles>>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for site in sites {
+            s.by_key.insert(site.key.clone(), site.clone());
+            if site.allow_keyless {
+                s.keyless.push(site.clone());
+            }
+            s.by_id.insert(site.site_id, site);
+        }
+        s.keyless.sort_by_key(|x| x.site_id);
+        s
+    }
+}
+
+/// The current snapshot, replaced site by site as data changes.
+#[derive(Debug, Default)]
+pub struct Ready {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Ready {
+    /// The snapshot now; hold it for one request.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces all sites at once.
+    pub fn replace_all(&self, sites: Vec<SiteFiles>) {
+        let snap = Snapshot::from_sites(sites.into_iter().map(Arc::new));
+        self.store(Arc::new(snap));
+    }
+
+    /// Puts (or replaces) one site, keeping the others.
+    pub fn put_site(&self, site: SiteFiles) {
+        let cur = self.load();
+        let id = site.site_id;
+        let others = cur.by_id.values().filter(|s| s.site_id != id).cloned();
+        let snap = Snapshot::from_sites(others.chain(std::iter::once(Arc::new(site))));
+        self.store(Arc::new(snap));
+    }
+
+    /// Drops sites that no longer exist.
+    pub fn retain_sites(&self, ids: &HashSet<i64>) {
+        let cur = self.load();
+        let kept = cur
+            .by_id
+            .values()
+            .filter(|s| ids.contains(&s.site_id))
+            .cloned();
+        self.store(Arc::new(Snapshot::from_sites(kept)));
+    }
+
+    fn store(&self, snap: Arc<Snapshot>) {
+        match self.current.write() {
+            Ok(mut g) => *g = snap,
+            Err(poisoned) => *poisoned.into_inner() = snap,
+        }
+    }
+}

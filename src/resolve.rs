@@ -1,0 +1,254 @@
+//! The one place that decides what a phone's request gets, whatever the transport.
+//!
+//! `RequestFacts` (path, peer, User-Agent, transport) → split the path into site key and file
+//! name, refusing anything that is not a plain file name → find the site → find the file (or
+//! the alias that stands for the phone's own file) → record last-seen → [`Resolution`].
+//! Every miss is the same `NotFound`: an unknown MAC, a wrong site key and a missing file look
+//! alike to the caller. Transports map the resolution to their wire format and nothing else.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, UserAgent};
+use crate::lastseen::SeenBuffer;
+use crate::mac::Mac;
+use crate::model::Seen;
+use crate::render::{Ready, ReadyFile, SiteFiles};
+use crate::store::now_ms;
+
+/// Longest file name a request may carry.
+pub const MAX_NAME: usize = 255;
+
+/// How a request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Tftp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Tftp => "tftp",
+        }
+    }
+}
+
+/// A request, as every transport can describe it.
+#[derive(Debug, Clone)]
+pub struct RequestFacts<'a> {
+    /// The path as sent, e.g. `/p/<key>/805ec0aabbcc.cfg` or `805ec0aabbcc.cfg`.
+    pub path: &'a str,
+    pub peer: IpAddr,
+    pub user_agent: Option<&'a str>,
+    pub transport: Transport,
+}
+
+/// What the request gets.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    Found(Arc<ReadyFile>),
+    NotFound,
+}
+
+/// Where a request points: a site key (or none, for the key-less root) and a file name, with
+/// the MAC part of a per-MAC name in lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: Option<String>,
+    pub name: String,
+}
+
+/// Splits a request path into site key and file name. Refuses empty names, `..`, backslashes,
+/// NUL and other control characters, over-long names and any deeper path.
+pub fn split_path(path: &str) -> Option<Target> {
+    if path.len() > MAX_NAME + 64 || path.chars().any(|c| c.is_control() || c == '\\') {
+        return None;
+    }
+    let p = path.strip_prefix('/').unwrap_or(path);
+    let (key, name) = match p.strip_prefix("p/") {
+        Some(rest) => {
+            let (key, name) = rest.split_once('/')?;
+            (Some(key), name)
+        }
+        None => (None, p),
+    };
+    if name.is_empty() || name.len() > MAX_NAME || name.contains('/') || name == "." || name == ".."
+    {
+        return None;
+    }
+    if let Some(k) = key {
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+    }
+    Some(Target {
+        key: key.map(str::to_string),
+        name: canonical_name(name),
+    })
+}
+
+/// `0004F2A1B2C3-phone.cfg` → `0004f2a1b2c3-phone.cfg`; other names unchanged.
+pub fn canonical_name(name: &str) -> String {
+    match name.get(..12).and_then(Mac::from_bare) {
+        Some(mac) if matches!(name.as_bytes().get(12), Some(b'.' | b'-')) => {
+            format!("{mac}{}", &name[12..])
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// The MAC a per-MAC file name starts with.
+pub fn name_mac(name: &str) -> Option<Mac> {
+    name.get(..12).and_then(Mac::from_bare)
+}
+
+/// Resolves requests against the ready snapshot and records last-seen.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    ready: Arc<Ready>,
+    seen: Arc<SeenBuffer>,
+}
+
+impl Resolver {
+    pub fn new(ready: Arc<Ready>, seen: Arc<SeenBuffer>) -> Resolver {
+        Resolver { ready, seen }
+    }
+
+    pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
+        let Some(target) = split_path(facts.path) else {
+            return Resolution::NotFound;
+        };
+        let ua = facts.user_agent.map(UserAgent::parse).unwrap_or_default();
+        let snap = self.ready.load();
+        let site = match &target.key {
+            Some(key) => snap.site_by_key(key).cloned(),
+            None => keyless_site(snap.keyless(), &target.name, ua.mac),
+        };
+        let Some(site) = site else {
+            return Resolution::NotFound;
+        };
+        let Some(file) = lookup(&site, &target.name, ua.mac) else {
+            return Resolution::NotFound;
+        };
+        // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
+        let mac = file.mac.or(ua.mac.filter(|m| site.phones.contains_key(m)));
+        if let Some(mac) = mac {
+            self.seen.record(
+                mac,
+                Seen {
+                    at: now_ms(),
+                    peer: facts.peer.to_string(),
+                    transport: facts.transport.as_str().to_string(),
+                    file: target.name.clone(),
+                    user_agent: facts.user_agent.map(|s| s.chars().take(512).collect()),
+                    model: ua.model.clone(),
+                    firmware: ua.firmware.clone(),
+                },
+            );
+        }
+        Resolution::Found(file)
+    }
+
+    /// Where a phone's upload goes: its site and MAC, if the path names a file the phone's
+    /// vendor uploads and the phone is in the site. `None` is answered like any other miss.
+    pub fn upload_target(&self, path: &str) -> Option<(i64, Mac, String)> {
+        let target = split_path(path)?;
+        let snap = self.ready.load();
+        let site = match &target.key {
+            Some(key) => snap.site_by_key(key).cloned(),
+            None => keyless_site(snap.keyless(), &target.name, None),
+        }?;
+        let mac = name_mac(&target.name)?;
+        let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
+        let pattern_ok = vendor
+            .uploads
+            .iter()
+            .any(|u| u.name.replace("{mac}", &mac.to_string()) == target.name);
+        pattern_ok.then(|| (site.site_id, mac, target.name))
+    }
+}
+
+/// At the key-less root: the site whose phone the name (or the User-Agent) names; for a name
+/// without a MAC, the only key-less site. More than one candidate is no answer.
+fn keyless_site(
+    sites: &[Arc<SiteFiles>],
+    name: &str,
+    ua_mac: Option<Mac>,
+) -> Option<Arc<SiteFiles>> {
+    if sites.is_empty() {
+        return None;
+    }
+    if let Some(mac) = name_mac(name).or(ua_mac) {
+        if let Some(s) = sites.iter().find(|s| s.phones.contains_key(&mac)) {
+            return Some(s.clone());
+        }
+        if name_mac(name).is_some() {
+            return None;
+        }
+    }
+    match sites {
+        [only] => Some(only.clone()),
+        _ => None,
+    }
+}
+
+fn lookup(site: &SiteFiles, name: &str, ua_mac: Option<Mac>) -> Option<Arc<ReadyFile>> {
+    if let Some(f) = site.files.get(name) {
+        return Some(f.clone());
+    }
+    let mac = ua_mac?;
+    let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
+    let alias = vendor.aliases.iter().find(|a| a.name == name)?;
+    site.files
+        .get(&alias.serves.replace("{mac}", &mac.to_string()))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let t = split_path("/p/abc123/805EC0AABBCC.cfg").unwrap();
+        assert_eq!(t.key.as_deref(), Some("abc123"));
+        assert_eq!(t.name, "805ec0aabbcc.cfg");
+        assert_eq!(split_path("805ec0aabbcc.boot").unwrap().key, None);
+        assert_eq!(
+            split_path("y000000000096.cfg").unwrap().name,
+            "y000000000096.cfg"
+        );
+        assert_eq!(
+            split_path("0004F2A1B2C3-phone.cfg").unwrap().name,
+            "0004f2a1b2c3-phone.cfg"
+        );
+        // Not a MAC prefix: left alone.
+        assert_eq!(
+            split_path("000000000000X.cfg").unwrap().name,
+            "000000000000X.cfg"
+        );
+        for bad in [
+            "",
+            "/",
+            "/p/",
+            "/p/abc/",
+            "/p/abc/../x.cfg",
+            "..",
+            "/..",
+            "/p/abc/a/b.cfg",
+            "a/b.cfg",
+            "/etc/passwd",
+            "\\x.cfg",
+            "x\0.cfg",
+            "/p/a.b/x.cfg",
+            "/p/../x",
+            "x\n.cfg",
+        ] {
+            assert_eq!(split_path(bad), None, "{bad:?}");
+        }
+        assert!(split_path(&"a".repeat(MAX_NAME + 1)).is_none());
+        assert!(split_path(&"a".repeat(MAX_NAME)).is_some());
+    }
+}

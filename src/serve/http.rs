@@ -1,0 +1,354 @@
+//! HTTP: a thin transport over the resolver for phones, and the admin REST API under
+//! `/api/v1` behind a bearer token. Handlers parse, call one function, and map its result.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
+use crate::resolve::{RequestFacts, Resolution, Resolver, Transport};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub resolver: Resolver,
+    pub manager: Manager,
+    /// The admin bearer token.
+    pub admin_token: Arc<String>,
+    /// Largest body a phone may PUT.
+    pub upload_cap: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sites", get(list_sites).post(add_site))
+        .route(
+            "/sites/{name}",
+            get(show_site).patch(update_site).delete(rm_site),
+        )
+        .route("/phones", get(list_phones).post(add_phone))
+        .route("/phones/{mac}", get(show_phone).delete(rm_phone))
+        .route("/phones/{mac}/lines/{n}", put(set_line).delete(rm_line))
+        .route("/phones/{mac}/files", get(phone_files))
+        .route("/phones/{mac}/files/{name}", get(phone_file))
+        .route(
+            "/settings",
+            get(list_settings).put(set_setting).delete(rm_setting),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest("/api/v1", api)
+        .fallback(phone_request)
+        .with_state(state)
+}
+
+/// The one answer to every miss, whatever the cause: nothing tells a scanner which MACs exist.
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Not Found\n",
+    )
+        .into_response()
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// Phones: GET and HEAD fetch files; PUT uploads logs and overrides.
+async fn phone_request(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match method {
+        Method::GET | Method::HEAD => {
+            let facts = RequestFacts {
+                path: &path,
+                peer: peer.ip(),
+                user_agent: ua.as_deref(),
+                transport: Transport::Http,
+            };
+            match st.resolver.resolve(&facts) {
+                Resolution::Found(file) => {
+                    tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
+                    let mut headers = HeaderMap::new();
+                    if let Ok(v) = HeaderValue::from_str(&file.etag) {
+                        headers.insert(header::ETAG, v);
+                    }
+                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    if etag_matches(req.headers(), &file.etag) {
+                        return (StatusCode::NOT_MODIFIED, headers).into_response();
+                    }
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(file.content_type),
+                    );
+                    (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
+                }
+                Resolution::NotFound => {
+                    tracing::debug!(%peer, path = %path, "not found");
+                    not_found()
+                }
+            }
+        }
+        Method::PUT => upload(st, peer, &path, req).await,
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD, PUT")],
+            "Method Not Allowed\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn upload(st: AppState, peer: SocketAddr, path: &str, req: Request) -> Response {
+    let Some((site_id, mac, name)) = st.resolver.upload_target(path) else {
+        return not_found();
+    };
+    let body = match axum::body::to_bytes(req.into_body(), st.upload_cap).await {
+        Ok(b) => b,
+        Err(_) => {
+            tracing::warn!(%peer, %mac, file = %name, cap = st.upload_cap, "upload refused: too large");
+            return (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n").into_response();
+        }
+    };
+    match st.manager.store_upload(site_id, mac, &name, &body).await {
+        Ok(()) => {
+            tracing::info!(%peer, %mac, file = %name, bytes = body.len(), "upload stored");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Bearer-token check for the admin API, in constant time.
+async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    use subtle::ConstantTimeEq;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = given.as_bytes().ct_eq(st.admin_token.as_bytes()).into();
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({"error": "missing or wrong admin token"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// A manage error as an HTTP answer: client errors say why; internal ones are logged in full
+/// and answered blandly.
+pub struct ApiError(pub manage::Error);
+
+impl From<manage::Error> for ApiError {
+    fn from(e: manage::Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use manage::Error as E;
+        let status = match &self.0 {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::Render(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Store(e) => {
+                tracing::error!(error = %e, "admin request failed");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({"error": "internal error; see the server log"})),
+                )
+                    .into_response();
+            }
+        };
+        (
+            status,
+            Json(serde_json::json!({"error": self.0.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn list_sites(State(st): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(st.manager.site_list().await?).into_response())
+}
+
+async fn add_site(State(st): State<AppState>, Json(input): Json<SiteInput>) -> ApiResult<Response> {
+    Ok((StatusCode::CREATED, Json(st.manager.site_add(input).await?)).into_response())
+}
+
+async fn show_site(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    Ok(Json(st.manager.site_show(&name).await?).into_response())
+}
+
+async fn update_site(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Json(u): Json<SiteUpdate>,
+) -> ApiResult<Response> {
+    Ok(Json(st.manager.site_update(&name, u).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct RmSiteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn rm_site(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<RmSiteQuery>,
+) -> ApiResult<Response> {
+    let removed = st.manager.site_rm(&name, q.force).await?;
+    Ok(Json(serde_json::json!({"removed_phones": removed})).into_response())
+}
+
+#[derive(Deserialize)]
+struct PhoneQuery {
+    site: Option<String>,
+}
+
+async fn list_phones(
+    State(st): State<AppState>,
+    Query(q): Query<PhoneQuery>,
+) -> ApiResult<Response> {
+    Ok(Json(st.manager.phone_list(q.site.as_deref()).await?).into_response())
+}
+
+async fn add_phone(
+    State(st): State<AppState>,
+    Json(input): Json<PhoneInput>,
+) -> ApiResult<Response> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.manager.phone_add(input).await?),
+    )
+        .into_response())
+}
+
+async fn show_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
+    Ok(Json(st.manager.phone_show(&mac).await?).into_response())
+}
+
+async fn rm_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
+    st.manager.phone_rm(&mac).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn set_line(
+    State(st): State<AppState>,
+    Path((mac, n)): Path<(String, u32)>,
+    Json(input): Json<LineInput>,
+) -> ApiResult<Response> {
+    Ok(Json(st.manager.line_set(&mac, n, input).await?).into_response())
+}
+
+async fn rm_line(
+    State(st): State<AppState>,
+    Path((mac, n)): Path<(String, u32)>,
+) -> ApiResult<Response> {
+    st.manager.line_rm(&mac, n).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn phone_files(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
+    let files = st.manager.render_phone(&mac).await?;
+    let list: Vec<_> = files
+        .iter()
+        .map(|(n, b)| serde_json::json!({"name": n, "size": b.len()}))
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+async fn phone_file(
+    State(st): State<AppState>,
+    Path((mac, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let files = st.manager.render_phone(&mac).await?;
+    let name = crate::resolve::canonical_name(&name);
+    let (_, bytes): &(String, Bytes) = files
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| manage::Error::NotFound(format!("phone {mac} has no file '{name}'")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        bytes.clone(),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SettingBody {
+    #[serde(flatten)]
+    layer: LayerInput,
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct SettingQuery {
+    #[serde(flatten)]
+    layer: LayerInput,
+    key: Option<String>,
+}
+
+async fn list_settings(
+    State(st): State<AppState>,
+    Query(q): Query<SettingQuery>,
+) -> ApiResult<Response> {
+    Ok(Json(st.manager.setting_list(&q.layer).await?).into_response())
+}
+
+async fn set_setting(
+    State(st): State<AppState>,
+    Json(b): Json<SettingBody>,
+) -> ApiResult<Response> {
+    let changed = st.manager.setting_set(&b.layer, &b.key, &b.value).await?;
+    Ok(Json(serde_json::json!({"changed": changed})).into_response())
+}
+
+async fn rm_setting(
+    State(st): State<AppState>,
+    Query(q): Query<SettingQuery>,
+) -> ApiResult<Response> {
+    let key = q
+        .key
+        .ok_or_else(|| manage::Error::Invalid("name the setting to remove with ?key=".into()))?;
+    st.manager.setting_rm(&q.layer, &key).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

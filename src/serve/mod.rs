@@ -1,0 +1,129 @@
+//! `run`: binds every transport, starts the background jobs (publisher, last-seen flush),
+//! serves until `shutdown` resolves, then drains and flushes.
+
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::lastseen::SeenBuffer;
+use crate::manage::Manager;
+use crate::publish::{PublishError, Publisher};
+use crate::render::{Ready, Renderer};
+use crate::resolve::Resolver;
+use crate::store::Store;
+
+/// What `run` needs, already resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http: String,
+    /// `None`: derive from the bound HTTP address.
+    pub public_url: Option<String>,
+    pub template_dir: std::path::PathBuf,
+    pub admin_token: String,
+    pub upload_cap: usize,
+    /// How often the database and templates are checked for changes.
+    pub poll_every: Duration,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server. `on_ready` is called with the bound address once phones can be served.
+pub async fn run(
+    store: Store,
+    cfg: ServeConfig,
+    on_ready: impl FnOnce(SocketAddr, &str),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(&cfg.http)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.http.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let public_url = cfg.public_url.clone().unwrap_or_else(|| {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        format!("http://{host}:{}", addr.port())
+    });
+
+    let ready = Arc::new(Ready::default());
+    let publisher = Publisher::start(
+        store.clone(),
+        ready.clone(),
+        &public_url,
+        cfg.template_dir.clone(),
+    )
+    .await?;
+    let renderer =
+        Arc::new(Renderer::new(&public_url, Some(&cfg.template_dir)).map_err(PublishError::from)?);
+    let seen = Arc::new(SeenBuffer::default());
+    let state = http::AppState {
+        resolver: Resolver::new(ready.clone(), seen.clone()),
+        manager: Manager {
+            store: store.clone(),
+            renderer,
+        },
+        admin_token: Arc::new(cfg.admin_token.clone()),
+        upload_cap: cfg.upload_cap,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let pub_task = tokio::spawn(publisher.run(cfg.poll_every, wait_stop(stop_rx.clone())));
+    let flush_task = {
+        let (seen, store, stop) = (seen.clone(), store.clone(), wait_stop(stop_rx.clone()));
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let stopping = tokio::select! {
+                    _ = &mut stop => true,
+                    _ = tick.tick() => false,
+                };
+                if let Err(e) = seen.flush(&store).await {
+                    tracing::warn!(error = %e, "last-seen not written yet; will retry");
+                }
+                if stopping {
+                    return;
+                }
+            }
+        })
+    };
+
+    on_ready(addr, &public_url);
+    tracing::info!(%addr, %public_url, "serving HTTP");
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = pub_task.await;
+    let _ = flush_task.await;
+    served?;
+    Ok(())
+}

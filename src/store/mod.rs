@@ -1,0 +1,181 @@
+//! The database: a cheap-to-clone handle on an SQLite pool, its migrations, and every query.
+//!
+//! Nothing outside this module names sqlx. Query functions take a `&mut Conn`, so the same
+//! function runs on a pooled connection or inside a transaction (`&mut *tx`). Every change that
+//! alters what phones receive appends to `changes` in the same transaction ([`log_change`]);
+//! a running server follows that log to re-render.
+
+mod phones;
+mod seen;
+mod settings;
+mod sites;
+
+pub use phones::*;
+pub use seen::*;
+pub use settings::*;
+pub use sites::*;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::mac::Mac;
+
+/// A connection, pooled or in a transaction.
+pub type Conn = sqlx::SqliteConnection;
+/// An open transaction; commit it or drop it to roll back.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("could not migrate the database at {path}: {source}")]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+}
+
+impl StoreError {
+    /// Whether the error is a UNIQUE constraint on the given index or column list.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle on the database; clone freely.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: sqlx::SqlitePool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite file and applies pending migrations. WAL mode lets
+    /// a running server read while a CLI command writes; `busy_timeout` makes writers queue.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(StoreError::Db)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Store { pool })
+    }
+
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so two
+    /// writers queue on `busy_timeout` instead of failing half-way.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Commits a transaction.
+pub async fn commit(tx: Tx) -> Result<()> {
+    Ok(tx.commit().await?)
+}
+
+/// What a logged change touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every site (templates, model-wide settings).
+    All,
+    Site(i64),
+    Phone(i64, Mac),
+}
+
+/// Records that what phones receive changed; call inside the transaction that made the change.
+pub async fn log_change(conn: &mut Conn, scope: Scope) -> Result<()> {
+    let (site, mac) = match scope {
+        Scope::All => (None, None),
+        Scope::Site(s) => (Some(s), None),
+        Scope::Phone(s, m) => (Some(s), Some(m.to_string())),
+    };
+    sqlx::query("INSERT INTO changes (site_id, mac, at) VALUES (?, ?, ?)")
+        .bind(site)
+        .bind(mac)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The newest change's sequence number (0 when none).
+pub async fn last_change(conn: &mut Conn) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
+        .fetch_one(conn)
+        .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+/// Changes after `seq`, oldest first.
+pub async fn changes_since(conn: &mut Conn, seq: i64) -> Result<Vec<(i64, Scope)>> {
+    let rows: Vec<(i64, Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT seq, site_id, mac FROM changes WHERE seq > ? ORDER BY seq")
+            .bind(seq)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(seq, site, mac)| {
+            let scope = match (site, mac) {
+                (None, _) => Scope::All,
+                (Some(s), None) => Scope::Site(s),
+                (Some(s), Some(m)) => Scope::Phone(s, parse_mac("changes", &m)?),
+            };
+            Ok((seq, scope))
+        })
+        .collect()
+}
+
+/// Forgets changes older than `before_ms` (a server that was down re-renders everything).
+pub async fn prune_changes(conn: &mut Conn, before_ms: i64) -> Result<()> {
+    sqlx::query("DELETE FROM changes WHERE at < ? AND seq < (SELECT max(seq) FROM changes)")
+        .bind(before_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn parse_mac(table: &'static str, s: &str) -> Result<Mac> {
+    Mac::from_bare(s).ok_or_else(|| StoreError::Corrupt {
+        table,
+        reason: format!("'{s}' is not a MAC"),
+    })
+}

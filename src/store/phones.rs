@@ -1,0 +1,198 @@
+//! Phone rows, their lines, and the files they upload.
+
+use sqlx::Row;
+
+use super::{Conn, Result, now_ms, parse_mac};
+use crate::mac::Mac;
+use crate::model::{Line, Phone};
+
+fn row_to_phone(r: &sqlx::sqlite::SqliteRow) -> Result<Phone> {
+    let mac: String = r.try_get("mac")?;
+    Ok(Phone {
+        mac: parse_mac("phones", &mac)?,
+        model: r.try_get("model")?,
+        site_id: r.try_get("site_id")?,
+        label: r.try_get("label")?,
+    })
+}
+
+pub async fn insert_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO phones (mac, site_id, model, label, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(p.mac.to_string())
+    .bind(p.site_id)
+    .bind(&p.model)
+    .bind(&p.label)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
+    sqlx::query(
+        "UPDATE phones SET site_id = ?, model = ?, label = ?, updated_at = ? WHERE mac = ?",
+    )
+    .bind(p.site_id)
+    .bind(&p.model)
+    .bind(&p.label)
+    .bind(now_ms())
+    .bind(p.mac.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn phone(conn: &mut Conn, mac: Mac) -> Result<Option<Phone>> {
+    sqlx::query("SELECT mac, site_id, model, label FROM phones WHERE mac = ?")
+        .bind(mac.to_string())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(row_to_phone)
+        .transpose()
+}
+
+/// Phones of one site, or of all sites, ordered by MAC.
+pub async fn list_phones(conn: &mut Conn, site_id: Option<i64>) -> Result<Vec<Phone>> {
+    sqlx::query(
+        "SELECT mac, site_id, model, label FROM phones
+         WHERE ?1 IS NULL OR site_id = ?1 ORDER BY mac",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_phone)
+    .collect()
+}
+
+pub async fn delete_phone(conn: &mut Conn, mac: Mac) -> Result<()> {
+    sqlx::query("DELETE FROM phones WHERE mac = ?")
+        .bind(mac.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes every phone of a site (and, by cascade, their lines, settings and uploads).
+pub async fn delete_site_phones(conn: &mut Conn, site_id: i64) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM phones WHERE site_id = ?")
+        .bind(site_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+fn row_to_line(r: &sqlx::sqlite::SqliteRow) -> Result<(Mac, Line)> {
+    let mac: String = r.try_get("mac")?;
+    Ok((
+        parse_mac("lines", &mac)?,
+        Line {
+            n: r.try_get::<i64, _>("n")? as u8,
+            user: r.try_get("user")?,
+            auth_user: r.try_get("auth_user")?,
+            password: r.try_get("password")?,
+            display_name: r.try_get("display_name")?,
+            label: r.try_get("label")?,
+        },
+    ))
+}
+
+pub async fn lines(conn: &mut Conn, mac: Mac) -> Result<Vec<Line>> {
+    sqlx::query("SELECT * FROM lines WHERE mac = ? ORDER BY n")
+        .bind(mac.to_string())
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| row_to_line(r).map(|(_, l)| l))
+        .collect()
+}
+
+/// Every line of every phone in a site, ordered by MAC then line number.
+pub async fn site_lines(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, Line)>> {
+    sqlx::query(
+        "SELECT l.* FROM lines l JOIN phones p ON p.mac = l.mac
+         WHERE p.site_id = ? ORDER BY l.mac, l.n",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_line)
+    .collect()
+}
+
+pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
+            password = excluded.password, display_name = excluded.display_name,
+            label = excluded.label",
+    )
+    .bind(mac.to_string())
+    .bind(l.n as i64)
+    .bind(&l.user)
+    .bind(&l.auth_user)
+    .bind(&l.password)
+    .bind(&l.display_name)
+    .bind(&l.label)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Returns whether a line was there to delete.
+pub async fn delete_line(conn: &mut Conn, mac: Mac, n: u8) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM lines WHERE mac = ? AND n = ?")
+        .bind(mac.to_string())
+        .bind(n as i64)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Lines numbered above `max` (left over when a phone changes to a smaller model).
+pub async fn delete_lines_above(conn: &mut Conn, mac: Mac, max: u8) -> Result<()> {
+    sqlx::query("DELETE FROM lines WHERE mac = ? AND n > ?")
+        .bind(mac.to_string())
+        .bind(max as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn put_upload(conn: &mut Conn, mac: Mac, name: &str, body: &[u8]) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO uploads (mac, name, body, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (mac, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+    )
+    .bind(mac.to_string())
+    .bind(name)
+    .bind(body)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uploaded files of a site's phones whose names are in `names` (file name patterns already
+/// expanded by the caller are not known here, so the caller filters by name).
+pub async fn site_uploads(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, String, Vec<u8>)>> {
+    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT u.mac, u.name, u.body FROM uploads u JOIN phones p ON p.mac = u.mac
+         WHERE p.site_id = ?",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(m, n, b)| Ok((parse_mac("uploads", &m)?, n, b)))
+        .collect()
+}

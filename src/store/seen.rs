@@ -1,0 +1,50 @@
+//! Last-seen records, written by the server in batches.
+
+use super::{Conn, Result};
+use crate::mac::Mac;
+use crate::model::Seen;
+
+/// Writes a batch of last-seen records; MACs deleted meanwhile are skipped.
+pub async fn record_seen(conn: &mut Conn, batch: &[(Mac, Seen)]) -> Result<()> {
+    for (mac, s) in batch {
+        sqlx::query(
+            "INSERT INTO phone_seen (mac, at, peer, transport, file, user_agent, model, firmware)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM phones WHERE mac = ?1)
+             ON CONFLICT (mac) DO UPDATE SET at = excluded.at, peer = excluded.peer,
+               transport = excluded.transport, file = excluded.file,
+               user_agent = excluded.user_agent, model = excluded.model, firmware = excluded.firmware",
+        )
+        .bind(mac.to_string())
+        .bind(s.at)
+        .bind(&s.peer)
+        .bind(&s.transport)
+        .bind(&s.file)
+        .bind(&s.user_agent)
+        .bind(&s.model)
+        .bind(&s.firmware)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn seen(conn: &mut Conn, mac: Mac) -> Result<Option<Seen>> {
+    let row: Option<(i64, String, String, String, Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT at, peer, transport, file, user_agent, model, firmware FROM phone_seen WHERE mac = ?",
+        )
+        .bind(mac.to_string())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(
+        |(at, peer, transport, file, user_agent, model, firmware)| Seen {
+            at,
+            peer,
+            transport,
+            file,
+            user_agent,
+            model,
+            firmware,
+        },
+    ))
+}

@@ -1,0 +1,118 @@
+//! Raw vendor settings at their layers.
+
+use sqlx::Row;
+
+use super::{Conn, Result, StoreError, parse_mac};
+use crate::model::{Layer, Setting};
+
+fn layer_cols(layer: &Layer) -> (Option<i64>, Option<String>, Option<String>) {
+    match layer {
+        Layer::Model { model } => (None, Some(model.clone()), None),
+        Layer::Site { site_id } => (Some(*site_id), None, None),
+        Layer::SiteModel { site_id, model } => (Some(*site_id), Some(model.clone()), None),
+        Layer::Phone { mac } => (None, None, Some(mac.to_string())),
+    }
+}
+
+fn row_to_setting(r: &sqlx::sqlite::SqliteRow) -> Result<Setting> {
+    let site_id: Option<i64> = r.try_get("site_id")?;
+    let model: Option<String> = r.try_get("model")?;
+    let mac: Option<String> = r.try_get("mac")?;
+    let layer = match (site_id, model, mac) {
+        (None, Some(model), None) => Layer::Model { model },
+        (Some(site_id), None, None) => Layer::Site { site_id },
+        (Some(site_id), Some(model), None) => Layer::SiteModel { site_id, model },
+        (None, None, Some(mac)) => Layer::Phone {
+            mac: parse_mac("settings", &mac)?,
+        },
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: "settings",
+                reason: "row names no layer".into(),
+            });
+        }
+    };
+    Ok(Setting {
+        layer,
+        vendor: r.try_get("vendor")?,
+        key: r.try_get("key")?,
+        value: r.try_get("value")?,
+    })
+}
+
+/// Sets a key at a layer; returns whether anything changed.
+pub async fn put_setting(conn: &mut Conn, s: &Setting) -> Result<bool> {
+    let (site_id, model, mac) = layer_cols(&s.layer);
+    let changed = sqlx::query(
+        "INSERT INTO settings (site_id, model, mac, vendor, key, value) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (ifnull(site_id, 0), ifnull(model, ''), ifnull(mac, ''), ifnull(vendor, ''), key)
+         DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value",
+    )
+    .bind(site_id)
+    .bind(model)
+    .bind(mac)
+    .bind(&s.vendor)
+    .bind(&s.key)
+    .bind(&s.value)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
+/// Removes a key at a layer; returns whether it was there.
+pub async fn delete_setting(
+    conn: &mut Conn,
+    layer: &Layer,
+    vendor: Option<&str>,
+    key: &str,
+) -> Result<bool> {
+    let (site_id, model, mac) = layer_cols(layer);
+    Ok(sqlx::query(
+        "DELETE FROM settings WHERE ifnull(site_id, 0) = ifnull(?, 0) AND ifnull(model, '') = ifnull(?, '')
+           AND ifnull(mac, '') = ifnull(?, '') AND ifnull(vendor, '') = ifnull(?, '') AND key = ?",
+    )
+    .bind(site_id)
+    .bind(model)
+    .bind(mac)
+    .bind(vendor)
+    .bind(key)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Every setting that can reach a phone of the site: model-wide ones, the site's, its
+/// per-model ones and its phones'.
+pub async fn site_settings(conn: &mut Conn, site_id: i64) -> Result<Vec<Setting>> {
+    sqlx::query(
+        "SELECT * FROM settings
+         WHERE (site_id IS NULL AND mac IS NULL) OR site_id = ?1
+            OR mac IN (SELECT mac FROM phones WHERE site_id = ?1)
+         ORDER BY id",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_setting)
+    .collect()
+}
+
+/// Settings at exactly this layer.
+pub async fn layer_settings(conn: &mut Conn, layer: &Layer) -> Result<Vec<Setting>> {
+    let (site_id, model, mac) = layer_cols(layer);
+    sqlx::query(
+        "SELECT * FROM settings WHERE ifnull(site_id, 0) = ifnull(?, 0)
+           AND ifnull(model, '') = ifnull(?, '') AND ifnull(mac, '') = ifnull(?, '') ORDER BY key",
+    )
+    .bind(site_id)
+    .bind(model)
+    .bind(mac)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_setting)
+    .collect()
+}

@@ -1,0 +1,142 @@
+//! Site rows.
+
+use sqlx::Row;
+
+use super::{Conn, Result, StoreError, now_ms};
+use crate::model::Site;
+
+/// Fields of a new or updated site (the id and key are the store's).
+#[derive(Debug, Clone)]
+pub struct SiteFields {
+    pub name: String,
+    pub sip_server: String,
+    pub sip_port: u16,
+    pub transport: crate::model::Transport,
+    pub time_zone: Option<String>,
+    pub ntp: Vec<String>,
+    pub allow_keyless: bool,
+}
+
+const SITE_COLS: &str =
+    "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless";
+
+fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
+    let transport: String = r.try_get("transport")?;
+    let ntp: String = r.try_get("ntp")?;
+    Ok(Site {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        key: r.try_get("key")?,
+        sip_server: r.try_get("sip_server")?,
+        sip_port: r.try_get::<i64, _>("sip_port")? as u16,
+        transport: transport.parse().map_err(|reason| StoreError::Corrupt {
+            table: "sites",
+            reason,
+        })?,
+        time_zone: r.try_get("time_zone")?,
+        ntp: ntp.split_whitespace().map(str::to_string).collect(),
+        allow_keyless: r.try_get("allow_keyless")?,
+    })
+}
+
+pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<Site> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO sites (name, key, sip_server, sip_port, transport, time_zone, ntp,
+                            allow_keyless, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&f.name)
+    .bind(key)
+    .bind(&f.sip_server)
+    .bind(f.sip_port as i64)
+    .bind(f.transport.as_str())
+    .bind(&f.time_zone)
+    .bind(f.ntp.join(" "))
+    .bind(f.allow_keyless)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    site_by_id(conn, id)
+        .await?
+        .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+}
+
+pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()> {
+    sqlx::query(
+        "UPDATE sites SET name = ?, sip_server = ?, sip_port = ?, transport = ?, time_zone = ?,
+                ntp = ?, allow_keyless = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(&f.name)
+    .bind(&f.sip_server)
+    .bind(f.sip_port as i64)
+    .bind(f.transport.as_str())
+    .bind(&f.time_zone)
+    .bind(f.ntp.join(" "))
+    .bind(f.allow_keyless)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_site_key(conn: &mut Conn, id: i64, key: &str) -> Result<()> {
+    sqlx::query("UPDATE sites SET key = ?, updated_at = ? WHERE id = ?")
+        .bind(key)
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn site_by_name(conn: &mut Conn, name: &str) -> Result<Option<Site>> {
+    let q = format!("SELECT {SITE_COLS} FROM sites WHERE name = ?");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(row_to_site)
+        .transpose()
+}
+
+pub async fn site_by_id(conn: &mut Conn, id: i64) -> Result<Option<Site>> {
+    let q = format!("SELECT {SITE_COLS} FROM sites WHERE id = ?");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(row_to_site)
+        .transpose()
+}
+
+pub async fn list_sites(conn: &mut Conn) -> Result<Vec<Site>> {
+    let q = format!("SELECT {SITE_COLS} FROM sites ORDER BY name");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(row_to_site)
+        .collect()
+}
+
+pub async fn delete_site(conn: &mut Conn, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM sites WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_phones(conn: &mut Conn, site_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM phones WHERE site_id = ?")
+            .bind(site_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
