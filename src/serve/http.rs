@@ -129,12 +129,15 @@ async fn upload(st: AppState, peer: SocketAddr, path: &str, req: Request) -> Res
     let Some((site_id, mac, name)) = st.resolver.upload_target(path) else {
         return not_found();
     };
-    let body = match axum::body::to_bytes(req.into_body(), st.upload_cap).await {
-        Ok(b) => b,
-        Err(_) => {
-            tracing::warn!(%peer, %mac, file = %name, cap = st.upload_cap, "upload refused: too large");
-            return (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n").into_response();
-        }
+    // Read up to a bounded multiple of the cap, so a client sending a moderately oversized
+    // body gets a clean 413 instead of a reset connection; beyond that, stop reading.
+    let too_large = || {
+        tracing::warn!(%peer, %mac, file = %name, cap = st.upload_cap, "upload refused: too large");
+        (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n").into_response()
+    };
+    let body = match axum::body::to_bytes(req.into_body(), st.upload_cap.saturating_mul(4)).await {
+        Ok(b) if b.len() <= st.upload_cap => b,
+        _ => return too_large(),
     };
     match st.manager.store_upload(site_id, mac, &name, &body).await {
         Ok(()) => {

@@ -1,0 +1,321 @@
+//! Test harness: the real `phoneprov` binary, a temporary data dir, a server on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PUBLIC_URL: &str = "http://prov.test:8080";
+pub const T54W_UA: &str = "Yealink SIP-T54W 96.86.0.45 80:5e:c0:aa:bb:cc";
+pub const T54W_MAC: &str = "805ec0aabbcc";
+pub const VVX_UA: &str = "FileTransport PolycomVVX-VVX_450-UA/6.4.3.5156 Type/Application";
+pub const VVX_MAC: &str = "0004f2a1b2c3";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_phoneprov")
+}
+
+/// A data dir and the CLI pointed at it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub public_url: Option<&'static str>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            public_url: Some(PUBLIC_URL),
+        }
+    }
+
+    /// No public URL configured: the server derives it from the address it binds.
+    pub fn bare() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            public_url: None,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env_clear()
+            .env("PHONEPROV_DATA_DIR", self.data_dir())
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        if let Some(u) = self.public_url {
+            c.env("PHONEPROV_PUBLIC_URL", u);
+        }
+        c
+    }
+
+    /// Runs the CLI; returns its output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run phoneprov")
+    }
+
+    /// Runs the CLI and insists it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "phoneprov {args:?} failed ({:?}):\n{}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs the CLI and insists it fails with exit code 2; returns stderr.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "phoneprov {args:?} should be refused:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stderr).expect("utf-8 stderr")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("JSON output")
+    }
+
+    /// The site's key, from its provisioning URL.
+    pub fn site_key(&self, site: &str) -> String {
+        let v = self.json(&["site", "show", site]);
+        let url = v["provisioning_url"].as_str().expect("url").to_string();
+        url.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .expect("key")
+            .to_string()
+    }
+
+    /// A site with a T54W (two lines, TLS) and a VVX 450 (one line).
+    pub fn seed(&self) -> String {
+        self.ok(&[
+            "site",
+            "add",
+            "valleywide",
+            "--sip-server",
+            "pbx.example.com",
+            "--transport",
+            "tls",
+            "--time-zone",
+            "America/Denver",
+            "--ntp",
+            "ntp.example.com",
+        ]);
+        self.ok(&[
+            "phone",
+            "add",
+            "80:5E:C0:AA:BB:CC",
+            "--model",
+            "T54W",
+            "--site",
+            "valleywide",
+            "--label",
+            "Front Desk",
+        ]);
+        self.ok(&[
+            "line",
+            "set",
+            T54W_MAC,
+            "1",
+            "--user",
+            "201",
+            "--password",
+            "Xk29-pq8s-Lm2v",
+            "--display-name",
+            "Front Desk",
+        ]);
+        self.ok(&[
+            "line",
+            "set",
+            T54W_MAC,
+            "2",
+            "--user",
+            "209",
+            "--auth-user",
+            "a209",
+            "--password",
+            "Second-Pw-22",
+        ]);
+        self.ok(&[
+            "phone",
+            "add",
+            "0004.f2a1.b2c3",
+            "--model",
+            "VVX_450",
+            "--site",
+            "valleywide",
+            "--label",
+            "Conference",
+        ]);
+        self.ok(&[
+            "line",
+            "set",
+            VVX_MAC,
+            "1",
+            "--user",
+            "204",
+            "--password",
+            "Mm18<tt4w>&\"Ee9r",
+            "--display-name",
+            "Conference Room",
+        ]);
+        self.site_key("valleywide")
+    }
+
+    pub fn start(&self) -> Server {
+        self.start_with(&[])
+    }
+
+    pub fn start_with(&self, extra: &[&str]) -> Server {
+        let mut c = self.cmd();
+        c.args(["serve", "--http", "127.0.0.1:0"]).args(extra);
+        c.env("PHONEPROV_LOG", "info,phoneprov=debug");
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let log_path = self.data_dir().join("server.log");
+        let log_file = std::fs::File::create(&log_path).expect("log file");
+        std::thread::spawn(move || {
+            let mut w = std::io::BufWriter::new(log_file);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(w, "{line}");
+                let _ = w.flush();
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out2 = out.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out2.lock().expect("stdout lock").push(line.clone());
+                if !sent && line.starts_with("phoneprov: listening on http://") {
+                    let addr = line["phoneprov: listening on http://".len()..]
+                        .split(' ')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
+        Server {
+            child,
+            addr,
+            stdout: out,
+            log: log_path,
+        }
+    }
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    /// Everything the server printed on stdout so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("stdout lock").join("\n")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// GET with a User-Agent; returns status and body.
+pub async fn get(url: &str, ua: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .expect("GET");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("body"))
+}
+
+/// Polls `f` until it returns Some or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<(T, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Some((v, start.elapsed()));
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of `key = value` in a Yealink file.
+pub fn yealink_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.split_once(" = "))
+        .filter(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .last()
+}
+
+/// The value of attribute `name="..."` in a Polycom file (XML-escaped as sent).
+pub fn xml_attr<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let pat = format!(" {name}=\"");
+    let start = text.find(&pat)? + pat.len();
+    let end = text[start..].find('"')? + start;
+    Some(&text[start..end])
+}
