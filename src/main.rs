@@ -41,10 +41,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // A refused request is the user's to fix: exit 2. Anything else: 1.
-            let code = match e.downcast_ref::<manage::Error>() {
-                Some(manage::Error::Store(_)) | None => 1,
-                Some(_) => 2,
+            let refused = match e.downcast_ref::<manage::Error>() {
+                Some(manage::Error::Store(_)) => false,
+                Some(_) => true,
+                None => {
+                    e.downcast_ref::<phoneprov::config::ConfigError>().is_some()
+                        || matches!(
+                            e.downcast_ref::<serve::ServeError>(),
+                            Some(serve::ServeError::Publish(
+                                phoneprov::publish::PublishError::Render(_)
+                            ))
+                        )
+                }
             };
+            let code = if refused { 2 } else { 1 };
             eprintln!("error: {e:#}");
             ExitCode::from(code)
         }
@@ -65,7 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(manage::Error::Render)?;
             let m = Manager {
                 store: store.clone(),
-                renderer: std::sync::Arc::new(renderer),
+                renderer: phoneprov::render::SharedRenderer::new(renderer),
             };
             command(&m, cmd, json).await
         }

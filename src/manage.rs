@@ -3,15 +3,13 @@
 //! the change touches inside that transaction, and commits only if all of them render: a
 //! change that fails changes nothing. Errors say what was wrong in words a tech can act on.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::mac::Mac;
 use crate::model::{Layer, Line, Phone, Seen, Setting, Site, Transport, check_setting, check_text};
-use crate::publish::{PublishError, trial_render};
-use crate::render::{RenderError, Renderer, SiteFiles, context::parse_time_zone, site_url};
+use crate::publish::{PublishError, render_site, trial_render};
+use crate::render::{RenderError, SharedRenderer, context::parse_time_zone, site_url};
 use crate::store::{self, Conn, Scope, SiteFields, Store, StoreError, Tx};
 
 /// What went wrong with an operator's request.
@@ -45,7 +43,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Manager {
     pub store: Store,
-    pub renderer: Arc<Renderer>,
+    /// Shared with the publisher, so changes are checked against the templates in use.
+    pub renderer: SharedRenderer,
 }
 
 /// A new site, as a user gives it.
@@ -255,14 +254,14 @@ impl Manager {
             .ok_or_else(|| Error::NotFound(format!("phone {} is not enrolled", mac.colon())))
     }
 
-    /// Renders a site inside the transaction; an error rolls the change back.
-    async fn check_render(&self, conn: &mut Conn, site_id: i64) -> Result<Option<SiteFiles>> {
-        Ok(trial_render(conn, &self.renderer, site_id).await?)
+    /// Renders what the change touches inside its transaction; an error rolls it back.
+    async fn check_render(&self, conn: &mut Conn, scope: Scope) -> Result<()> {
+        Ok(trial_render(conn, &self.renderer.get(), scope).await?)
     }
 
     pub fn view_site(&self, site: Site, phones: i64) -> SiteView {
         SiteView {
-            provisioning_url: site_url(self.renderer.public_url(), &site.key),
+            provisioning_url: site_url(self.renderer.get().public_url(), &site.key),
             site,
             phones,
         }
@@ -299,7 +298,7 @@ impl Manager {
         }
         let site = store::insert_site(&mut tx, &fields, &new_site_key()?).await?;
         store::log_change(&mut tx, Scope::Site(site.id)).await?;
-        self.check_render(&mut tx, site.id).await?;
+        self.check_render(&mut tx, Scope::Site(site.id)).await?;
         commit(tx).await?;
         tracing::info!(site = %site.name, "site added");
         Ok(self.view_site(site, 0))
@@ -344,7 +343,7 @@ impl Manager {
             store::set_site_key(&mut tx, site.id, &new_site_key()?).await?;
         }
         store::log_change(&mut tx, Scope::Site(site.id)).await?;
-        self.check_render(&mut tx, site.id).await?;
+        self.check_render(&mut tx, Scope::Site(site.id)).await?;
         let site = store::site_by_id(&mut tx, site.id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no site named '{name}'")))?;
@@ -415,7 +414,8 @@ impl Manager {
         };
         store::insert_phone(&mut tx, &phone).await?;
         store::log_change(&mut tx, Scope::Phone(site.id, mac)).await?;
-        self.check_render(&mut tx, site.id).await?;
+        self.check_render(&mut tx, Scope::Phone(site.id, mac))
+            .await?;
         let view = self.view_phone(&mut tx, phone).await?;
         commit(tx).await?;
         tracing::info!(%mac, site = %site.name, "phone added");
@@ -541,7 +541,8 @@ impl Manager {
         }
         store::upsert_line(&mut tx, mac, &line).await?;
         store::log_change(&mut tx, Scope::Phone(phone.site_id, mac)).await?;
-        self.check_render(&mut tx, phone.site_id).await?;
+        self.check_render(&mut tx, Scope::Phone(phone.site_id, mac))
+            .await?;
         commit(tx).await?;
         tracing::info!(%mac, line = n, user = %line.user, "line set");
         Ok(LineView {
@@ -620,7 +621,7 @@ impl Manager {
         let changed = store::put_setting(&mut tx, &s).await?;
         if changed {
             store::log_change(&mut tx, scope).await?;
-            self.check_scope(&mut tx, scope).await?;
+            self.check_render(&mut tx, scope).await?;
         }
         commit(tx).await?;
         tracing::info!(key, layer = ?s.layer, changed, "setting set");
@@ -634,7 +635,7 @@ impl Manager {
             return Err(Error::NotFound(format!("'{key}' is not set at that layer")));
         }
         store::log_change(&mut tx, scope).await?;
-        self.check_scope(&mut tx, scope).await?;
+        self.check_render(&mut tx, scope).await?;
         commit(tx).await?;
         tracing::info!(key, layer = ?layer, "setting removed");
         Ok(())
@@ -646,26 +647,12 @@ impl Manager {
         Ok(store::layer_settings(&mut conn, &layer).await?)
     }
 
-    async fn check_scope(&self, conn: &mut Conn, scope: Scope) -> Result<()> {
-        match scope {
-            Scope::Site(s) | Scope::Phone(s, _) => {
-                self.check_render(conn, s).await?;
-            }
-            Scope::All => {
-                for site in store::list_sites(conn).await? {
-                    self.check_render(conn, site.id).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Every file of the phone's own, rendered now from the database: what a phone would get.
     pub async fn render_phone(&self, mac: &str) -> Result<Vec<(String, bytes::Bytes)>> {
         let mac = parse_mac(mac)?;
         let mut conn = self.store.conn().await?;
         let phone = self.phone_of(&mut conn, mac).await?;
-        let files = trial_render(&mut conn, &self.renderer, phone.site_id)
+        let files = render_site(&mut conn, &self.renderer.get(), phone.site_id, Some(mac))
             .await?
             .ok_or_else(|| Error::NotFound(format!("phone {} is not enrolled", mac.colon())))?;
         let mut own: Vec<(String, bytes::Bytes)> = files

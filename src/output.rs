@@ -151,7 +151,7 @@ pub async fn seed_demo(
     let renderer = Renderer::new(&settings.public_url, Some(&cfg.template_dir))?;
     let m = Manager {
         store: store.clone(),
-        renderer: std::sync::Arc::new(renderer),
+        renderer: phoneprov::render::SharedRenderer::new(renderer),
     };
     let sites = m.site_list().await?;
     if let Some(site) = sites.into_iter().find(|s| s.site.name == "demo") {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::catalog::Catalog;
 use crate::mac::Mac;
 use crate::model::{Line, Phone, Setting, Site};
-use crate::render::{Ready, ReadyFile, RenderError, Renderer, SiteFiles};
+use crate::render::{Ready, ReadyFile, RenderError, Renderer, SharedRenderer, SiteFiles};
 use crate::store::{self, Conn, Scope, Store, StoreError};
 
 /// Why publishing failed as a whole.
@@ -32,15 +32,46 @@ struct Bundle {
     uploads: Vec<(Mac, String, Vec<u8>)>,
 }
 
-async fn load_bundle(conn: &mut Conn, site_id: i64) -> Result<Option<Bundle>, StoreError> {
+/// Loads what rendering a site needs; with `only`, just that phone of the site (the site's
+/// shared files are then not rendered from it).
+async fn load_bundle(
+    conn: &mut Conn,
+    site_id: i64,
+    only: Option<Mac>,
+) -> Result<Option<Bundle>, StoreError> {
     let Some(site) = store::site_by_id(conn, site_id).await? else {
         return Ok(None);
     };
+    let (phones, lines, uploads) = match only {
+        None => (
+            store::list_phones(conn, Some(site_id)).await?,
+            store::site_lines(conn, site_id).await?,
+            store::site_uploads(conn, site_id).await?,
+        ),
+        Some(mac) => {
+            let phone = store::phone(conn, mac)
+                .await?
+                .filter(|p| p.site_id == site_id);
+            let lines = match &phone {
+                Some(_) => store::lines(conn, mac)
+                    .await?
+                    .into_iter()
+                    .map(|l| (mac, l))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let uploads = match &phone {
+                Some(_) => store::phone_uploads(conn, mac).await?,
+                None => Vec::new(),
+            };
+            (phone.into_iter().collect(), lines, uploads)
+        }
+    };
     Ok(Some(Bundle {
-        phones: store::list_phones(conn, Some(site_id)).await?,
-        lines: store::site_lines(conn, site_id).await?,
+        phones,
+        lines,
         settings: store::site_settings(conn, site_id).await?,
-        uploads: store::site_uploads(conn, site_id).await?,
+        uploads,
         site,
     }))
 }
@@ -134,14 +165,47 @@ fn build(
     Ok(out)
 }
 
-/// Renders a site from inside a transaction, failing on the first error: the check every
-/// change passes before it commits, so a change that cannot render changes nothing.
+/// Renders what a change touches, from inside its transaction, failing on the first error:
+/// the check every change passes before it commits, so a change that cannot render changes
+/// nothing. A phone's change renders that phone only; a site's, the whole site.
 pub async fn trial_render(
     conn: &mut Conn,
     renderer: &Renderer,
+    scope: Scope,
+) -> Result<(), PublishError> {
+    match scope {
+        Scope::Phone(site_id, mac) => {
+            if let Some(b) = load_bundle(conn, site_id, Some(mac)).await? {
+                for phone in &b.phones {
+                    phone_files(renderer, &b, phone)?;
+                }
+            }
+        }
+        Scope::Site(site_id) => {
+            if let Some(b) = load_bundle(conn, site_id, None).await? {
+                build(renderer, &b, None, true)?;
+            }
+        }
+        Scope::All => {
+            for site in store::list_sites(conn).await? {
+                if let Some(b) = load_bundle(conn, site.id, None).await? {
+                    build(renderer, &b, None, true)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders a site's shared files and its phones (or only the phone `only`) now, failing on
+/// the first error: previews and the CLI's `render`.
+pub async fn render_site(
+    conn: &mut Conn,
+    renderer: &Renderer,
     site_id: i64,
+    only: Option<Mac>,
 ) -> Result<Option<SiteFiles>, PublishError> {
-    let Some(b) = load_bundle(conn, site_id).await? else {
+    let Some(b) = load_bundle(conn, site_id, only).await? else {
         return Ok(None);
     };
     Ok(Some(build(renderer, &b, None, true)?))
@@ -174,7 +238,7 @@ fn rebuild_phone(renderer: &Renderer, b: &Bundle, prev: &SiteFiles, mac: Mac) ->
 pub struct Publisher {
     store: Store,
     ready: Arc<Ready>,
-    renderer: Arc<Renderer>,
+    renderer: SharedRenderer,
     public_url: String,
     template_dir: PathBuf,
     template_print: Vec<(String, u64, Option<std::time::SystemTime>)>,
@@ -191,7 +255,7 @@ impl Publisher {
         template_dir: PathBuf,
     ) -> Result<Publisher, PublishError> {
         let template_print = crate::render::templates::fingerprint(&template_dir);
-        let renderer = Arc::new(Renderer::new(public_url, Some(&template_dir))?);
+        let renderer = SharedRenderer::new(Renderer::new(public_url, Some(&template_dir))?);
         let mut p = Publisher {
             store,
             ready,
@@ -205,16 +269,22 @@ impl Publisher {
         Ok(p)
     }
 
+    /// The renderer this publisher uses, to share with the verbs that change data.
+    pub fn renderer(&self) -> SharedRenderer {
+        self.renderer.clone()
+    }
+
     async fn rebuild_all(&mut self) -> Result<(), PublishError> {
+        let renderer = self.renderer.get();
         let mut conn = self.store.conn().await?;
         // Read the sequence first: a change landing during the build is seen again next time.
         self.seq = store::last_change(&mut conn).await?;
         let old = self.ready.load();
         let mut sites = Vec::new();
         for site in store::list_sites(&mut conn).await? {
-            if let Some(b) = load_bundle(&mut conn, site.id).await? {
+            if let Some(b) = load_bundle(&mut conn, site.id, None).await? {
                 sites.push(build(
-                    &self.renderer,
+                    &renderer,
                     &b,
                     old.site_by_id(site.id).map(|s| s.as_ref()),
                     false,
@@ -235,7 +305,7 @@ impl Publisher {
             match Renderer::new(&self.public_url, Some(&self.template_dir)) {
                 Ok(r) => {
                     tracing::info!(dir = %self.template_dir.display(), "templates changed; re-rendering");
-                    self.renderer = Arc::new(r);
+                    self.renderer.set(r);
                     return self.rebuild_all().await;
                 }
                 Err(e) => {
@@ -252,6 +322,7 @@ impl Publisher {
             drop(conn);
             return self.rebuild_all().await;
         }
+        let renderer = self.renderer.get();
         let mut whole: HashSet<i64> = HashSet::new();
         let mut phones: Vec<(i64, Mac)> = Vec::new();
         for (_, scope) in &changes {
@@ -272,7 +343,43 @@ impl Publisher {
         for site_id in touched {
             let old = self.ready.load();
             let prev = old.site_by_id(site_id).map(|s| s.as_ref().clone());
-            let Some(b) = load_bundle(&mut conn, site_id).await? else {
+            let macs: Vec<Mac> = phones
+                .iter()
+                .filter(|(s, _)| *s == site_id)
+                .map(|(_, m)| *m)
+                .collect();
+            let files = match prev {
+                // A few phones changed: load and render just them.
+                Some(prev) if !whole.contains(&site_id) && macs.len() <= 64 => {
+                    let mut cur = prev;
+                    for mac in macs {
+                        match load_bundle(&mut conn, site_id, Some(mac)).await? {
+                            Some(b) => cur = rebuild_phone(&renderer, &b, &cur, mac),
+                            None => break,
+                        }
+                    }
+                    cur
+                }
+                prev => match load_bundle(&mut conn, site_id, None).await? {
+                    Some(b) => match (prev, whole.contains(&site_id)) {
+                        (Some(prev), false) => macs
+                            .iter()
+                            .fold(prev, |cur, mac| rebuild_phone(&renderer, &b, &cur, *mac)),
+                        (prev, _) => build(&renderer, &b, prev.as_ref(), false)?,
+                    },
+                    None => {
+                        let ids = old
+                            .sites()
+                            .map(|s| s.site_id)
+                            .filter(|id| *id != site_id)
+                            .collect();
+                        self.ready.retain_sites(&ids);
+                        continue;
+                    }
+                },
+            };
+            // The site may have gone meanwhile.
+            if store::site_by_id(&mut conn, site_id).await?.is_none() {
                 let ids = old
                     .sites()
                     .map(|s| s.site_id)
@@ -280,18 +387,8 @@ impl Publisher {
                     .collect();
                 self.ready.retain_sites(&ids);
                 continue;
-            };
-            let files = match (&prev, whole.contains(&site_id)) {
-                (Some(prev), false) => {
-                    let mut cur = prev.clone();
-                    for (_, mac) in phones.iter().filter(|(s, _)| *s == site_id) {
-                        cur = rebuild_phone(&self.renderer, &b, &cur, *mac);
-                    }
-                    cur
-                }
-                _ => build(&self.renderer, &b, prev.as_ref(), false)?,
-            };
-            tracing::debug!(site = %b.site.name, files = files.files.len(), "site re-rendered");
+            }
+            tracing::debug!(site_id, files = files.files.len(), "site re-rendered");
             self.ready.put_site(files);
         }
         self.seq = last;

@@ -37,6 +37,30 @@ pub fn site_url(public_url: &str, key: &str) -> String {
     format!("{}/p/{key}/", public_url.trim_end_matches('/'))
 }
 
+/// The renderer in use, replaced whole when templates change; readers take a cheap clone.
+#[derive(Debug, Clone)]
+pub struct SharedRenderer(Arc<std::sync::RwLock<Arc<Renderer>>>);
+
+impl SharedRenderer {
+    pub fn new(r: Renderer) -> SharedRenderer {
+        SharedRenderer(Arc::new(std::sync::RwLock::new(Arc::new(r))))
+    }
+
+    pub fn get(&self) -> Arc<Renderer> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set(&self, r: Renderer) {
+        match self.0.write() {
+            Ok(mut g) => *g = Arc::new(r),
+            Err(p) => *p.into_inner() = Arc::new(r),
+        }
+    }
+}
+
 /// Renders files from templates. Cheap to share behind an `Arc`.
 pub struct Renderer {
     tera: tera::Tera,

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::lastseen::SeenBuffer;
 use crate::manage::Manager;
 use crate::publish::{PublishError, Publisher};
-use crate::render::{Ready, Renderer};
+use crate::render::Ready;
 use crate::resolve::Resolver;
 use crate::store::Store;
 
@@ -74,8 +74,7 @@ pub async fn run(
         cfg.template_dir.clone(),
     )
     .await?;
-    let renderer =
-        Arc::new(Renderer::new(&public_url, Some(&cfg.template_dir)).map_err(PublishError::from)?);
+    let renderer = publisher.renderer();
     let seen = Arc::new(SeenBuffer::default());
     let state = http::AppState {
         resolver: Resolver::new(ready.clone(), seen.clone()),

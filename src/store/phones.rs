@@ -182,8 +182,7 @@ pub async fn put_upload(conn: &mut Conn, mac: Mac, name: &str, body: &[u8]) -> R
     Ok(())
 }
 
-/// Uploaded files of a site's phones whose names are in `names` (file name patterns already
-/// expanded by the caller are not known here, so the caller filters by name).
+/// Uploaded files of a site's phones.
 pub async fn site_uploads(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, String, Vec<u8>)>> {
     let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT u.mac, u.name, u.body FROM uploads u JOIN phones p ON p.mac = u.mac
@@ -195,4 +194,14 @@ pub async fn site_uploads(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, Str
     rows.into_iter()
         .map(|(m, n, b)| Ok((parse_mac("uploads", &m)?, n, b)))
         .collect()
+}
+
+/// Uploaded files of one phone.
+pub async fn phone_uploads(conn: &mut Conn, mac: Mac) -> Result<Vec<(Mac, String, Vec<u8>)>> {
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT name, body FROM uploads WHERE mac = ?")
+            .bind(mac.to_string())
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(n, b)| (mac, n, b)).collect())
 }

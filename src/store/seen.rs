@@ -29,22 +29,21 @@ pub async fn record_seen(conn: &mut Conn, batch: &[(Mac, Seen)]) -> Result<()> {
 }
 
 pub async fn seen(conn: &mut Conn, mac: Mac) -> Result<Option<Seen>> {
-    let row: Option<(i64, String, String, String, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT at, peer, transport, file, user_agent, model, firmware FROM phone_seen WHERE mac = ?",
-        )
-        .bind(mac.to_string())
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(
-        |(at, peer, transport, file, user_agent, model, firmware)| Seen {
-            at,
-            peer,
-            transport,
-            file,
-            user_agent,
-            model,
-            firmware,
-        },
-    ))
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT at, peer, transport, file, user_agent, model, firmware FROM phone_seen WHERE mac = ?",
+    )
+    .bind(mac.to_string())
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(Seen {
+        at: r.try_get("at")?,
+        peer: r.try_get("peer")?,
+        transport: r.try_get("transport")?,
+        file: r.try_get("file")?,
+        user_agent: r.try_get("user_agent")?,
+        model: r.try_get("model")?,
+        firmware: r.try_get("firmware")?,
+    }))
 }

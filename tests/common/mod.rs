@@ -309,7 +309,8 @@ pub fn yealink_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .filter_map(|l| l.split_once(" = "))
         .filter(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim())
-        .last()
+        // Yealink applies the last value of a key.
+        .next_back()
 }
 
 /// The value of attribute `name="..."` in a Polycom file (XML-escaped as sent).
