@@ -1,47 +1,166 @@
-//! Last-seen bookkeeping off the request path: a request only overwrites an entry in memory;
-//! a background flush writes the batch in one transaction about once a second. A boot storm
-//! of thousands of requests costs one small write per phone per second, at most.
+//! Last-seen bookkeeping off the request path. A request only updates a small raw record in
+//! memory (in place, without allocating when the phone fetches the same file again); a
+//! background flush parses the User-Agents and writes the batch in one transaction about once
+//! a second. A sighting that only repeats the last written one (same file, peer, transport and
+//! User-Agent) is written again only after [`REWRITE_AFTER_MS`], so a phone polling in a loop
+//! or a boot storm costs at most one small write per phone per flush, usually none.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::catalog::UserAgent;
 use crate::mac::Mac;
 use crate::model::Seen;
 use crate::store::{Store, StoreError, record_seen};
 
+/// How stale the stored time of an otherwise unchanged sighting may get.
+pub const REWRITE_AFTER_MS: i64 = 30_000;
+
+/// Longest User-Agent kept.
+const MAX_UA: usize = 512;
+
+/// A fetch as it happened, before anything is parsed.
+#[derive(Debug, Clone)]
+struct Sighting {
+    at: i64,
+    peer: IpAddr,
+    transport: &'static str,
+    file: String,
+    user_agent: Option<String>,
+}
+
+impl Sighting {
+    /// Everything but the time, to tell a repeat from a change.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.peer, self.transport, &self.file, &self.user_agent).hash(&mut h);
+        h.finish()
+    }
+
+    fn into_seen(self) -> Seen {
+        let ua = self
+            .user_agent
+            .as_deref()
+            .map(UserAgent::parse)
+            .unwrap_or_default();
+        Seen {
+            at: self.at,
+            peer: self.peer.to_string(),
+            transport: self.transport.to_string(),
+            file: self.file,
+            user_agent: self.user_agent,
+            model: ua.model,
+            firmware: ua.firmware,
+        }
+    }
+}
+
 /// Pending last-seen records, newest per phone.
 #[derive(Debug, Default)]
 pub struct SeenBuffer {
-    pending: Mutex<HashMap<Mac, Seen>>,
+    pending: Mutex<HashMap<Mac, Sighting>>,
+    /// What was last written per phone: time and fingerprint. Touched by the flush only.
+    written: Mutex<HashMap<Mac, (i64, u64)>>,
+}
+
+fn clip(ua: &str) -> &str {
+    match ua.char_indices().nth(MAX_UA) {
+        Some((i, _)) => &ua[..i],
+        None => ua,
+    }
+}
+
+fn set_if_changed(slot: &mut String, v: &str) {
+    if slot != v {
+        v.clone_into(slot);
+    }
 }
 
 impl SeenBuffer {
-    pub fn record(&self, mac: Mac, seen: Seen) {
+    /// Notes that `mac` fetched `file` now.
+    pub fn record(
+        &self,
+        mac: Mac,
+        at: i64,
+        peer: IpAddr,
+        transport: &'static str,
+        file: &str,
+        user_agent: Option<&str>,
+    ) {
         let mut g = match self.pending.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        g.insert(mac, seen);
+        let ua = user_agent.map(clip);
+        match g.get_mut(&mac) {
+            Some(s) => {
+                s.at = at;
+                s.peer = peer;
+                s.transport = transport;
+                set_if_changed(&mut s.file, file);
+                match (&mut s.user_agent, ua) {
+                    (Some(slot), Some(v)) => set_if_changed(slot, v),
+                    (slot, v) => *slot = v.map(str::to_string),
+                }
+            }
+            None => {
+                g.insert(
+                    mac,
+                    Sighting {
+                        at,
+                        peer,
+                        transport,
+                        file: file.to_string(),
+                        user_agent: ua.map(str::to_string),
+                    },
+                );
+            }
+        }
     }
 
     /// Writes what is pending; returns how many phones were written. On failure the batch is
     /// put back (newer records win) so nothing is lost to a busy database.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<(Mac, Seen)> = {
+        let raw: Vec<(Mac, Sighting)> = {
             let mut g = match self.pending.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
             g.drain().collect()
         };
-        if batch.is_empty() {
+        if raw.is_empty() {
             return Ok(0);
         }
+        // Drop repeats of what was written recently.
+        let fresh: Vec<(Mac, Sighting, u64)> = {
+            let written = match self.written.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            raw.into_iter()
+                .map(|(m, s)| {
+                    let fp = s.fingerprint();
+                    (m, s, fp)
+                })
+                .filter(|(m, s, fp)| match written.get(m) {
+                    Some((at, last)) => last != fp || s.at - at >= REWRITE_AFTER_MS,
+                    None => true,
+                })
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let batch: Vec<(Mac, Seen)> = fresh
+            .iter()
+            .map(|(m, s, _)| (*m, s.clone().into_seen()))
+            .collect();
         let res = async {
             let mut tx = store.begin().await?;
             record_seen(&mut tx, &batch).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
+            crate::store::commit(tx).await
         }
         .await;
         if let Err(e) = res {
@@ -49,11 +168,100 @@ impl SeenBuffer {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            for (mac, s) in batch {
+            for (mac, s, _) in fresh {
                 g.entry(mac).or_insert(s);
             }
             return Err(e);
         }
+        let mut written = match self.written.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for (mac, s, fp) in &fresh {
+            written.insert(*mac, (s.at, *fp));
+        }
         Ok(batch.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Phone, Transport};
+    use crate::store::{SiteFields, insert_phone, insert_site, seen};
+
+    #[tokio::test]
+    async fn repeats_are_throttled_changes_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
+        let mac: Mac = "805ec0aabbcc".parse().unwrap();
+        {
+            let mut c = store.conn().await.unwrap();
+            let f = SiteFields {
+                name: "s".into(),
+                sip_server: "pbx".into(),
+                sip_port: 5060,
+                transport: Transport::Udp,
+                time_zone: None,
+                ntp: vec![],
+                allow_keyless: false,
+            };
+            let site = insert_site(&mut c, &f, "k").await.unwrap();
+            let p = Phone {
+                mac,
+                model: "T54W".into(),
+                site_id: site.id,
+                label: String::new(),
+            };
+            insert_phone(&mut c, &p).await.unwrap();
+        }
+        let buf = SeenBuffer::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let ua = "Yealink SIP-T54W 96.86.0.45 80:5e:c0:aa:bb:cc";
+        buf.record(mac, 1_000, ip, "http", "805ec0aabbcc.cfg", Some(ua));
+        assert_eq!(buf.flush(&store).await.unwrap(), 1);
+        let s = seen(&mut store.conn().await.unwrap(), mac)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.at, s.firmware.as_deref(), s.model.as_deref()),
+            (1_000, Some("96.86.0.45"), Some("T54W"))
+        );
+
+        // The same sighting a second later: not written again.
+        buf.record(mac, 2_000, ip, "http", "805ec0aabbcc.cfg", Some(ua));
+        assert_eq!(buf.flush(&store).await.unwrap(), 0);
+        // Another file: written.
+        buf.record(mac, 3_000, ip, "http", "805ec0aabbcc.boot", Some(ua));
+        assert_eq!(buf.flush(&store).await.unwrap(), 1);
+        // A new firmware in the User-Agent: written.
+        buf.record(
+            mac,
+            4_000,
+            ip,
+            "http",
+            "805ec0aabbcc.boot",
+            Some("Yealink SIP-T54W 96.86.0.70 80:5e:c0:aa:bb:cc"),
+        );
+        assert_eq!(buf.flush(&store).await.unwrap(), 1);
+        // An unchanged repeat once the stored time is stale: written.
+        buf.record(
+            mac,
+            4_000 + REWRITE_AFTER_MS,
+            ip,
+            "http",
+            "805ec0aabbcc.boot",
+            Some("Yealink SIP-T54W 96.86.0.70 80:5e:c0:aa:bb:cc"),
+        );
+        assert_eq!(buf.flush(&store).await.unwrap(), 1);
+        let s = seen(&mut store.conn().await.unwrap(), mac)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.at, s.firmware.as_deref()),
+            (4_000 + REWRITE_AFTER_MS, Some("96.86.0.70"))
+        );
     }
 }

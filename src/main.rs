@@ -85,15 +85,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    // The data dir holds SIP passwords: private from the start.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(dir)?;
-        if meta.permissions().mode() & 0o077 != 0 && meta.permissions().mode() & 0o777 == 0o755 {
-            // The data dir holds SIP passwords: keep it private when we created it with defaults.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::catalog::{Catalog, UserAgent};
 use crate::lastseen::SeenBuffer;
 use crate::mac::Mac;
-use crate::model::Seen;
 use crate::render::{Ready, ReadyFile, SiteFiles};
 use crate::store::now_ms;
 
@@ -120,32 +119,34 @@ impl Resolver {
         let Some(target) = split_path(facts.path) else {
             return Resolution::NotFound;
         };
-        let ua = facts.user_agent.map(UserAgent::parse).unwrap_or_default();
+        // The User-Agent is parsed only when the answer depends on it: a name without a MAC.
+        let mut ua_mac: Option<Option<Mac>> = None;
+        let mut ua_mac = || {
+            *ua_mac.get_or_insert_with(|| facts.user_agent.and_then(|u| UserAgent::parse(u).mac))
+        };
         let snap = self.ready.load();
         let site = match &target.key {
             Some(key) => snap.site_by_key(key).cloned(),
-            None => keyless_site(snap.keyless(), &target.name, ua.mac),
+            None => keyless_site(snap.keyless(), &target.name, &mut ua_mac),
         };
         let Some(site) = site else {
             return Resolution::NotFound;
         };
-        let Some(file) = lookup(&site, &target.name, ua.mac) else {
+        let Some(file) = lookup(&site, &target.name, &mut ua_mac) else {
             return Resolution::NotFound;
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
-        let mac = file.mac.or(ua.mac.filter(|m| site.phones.contains_key(m)));
+        let mac = file
+            .mac
+            .or_else(|| ua_mac().filter(|m| site.phones.contains_key(m)));
         if let Some(mac) = mac {
             self.seen.record(
                 mac,
-                Seen {
-                    at: now_ms(),
-                    peer: facts.peer.to_string(),
-                    transport: facts.transport.as_str().to_string(),
-                    file: target.name.clone(),
-                    user_agent: facts.user_agent.map(|s| s.chars().take(512).collect()),
-                    model: ua.model.clone(),
-                    firmware: ua.firmware.clone(),
-                },
+                now_ms(),
+                facts.peer,
+                facts.transport.as_str(),
+                &target.name,
+                facts.user_agent,
             );
         }
         Resolution::Found(file)
@@ -158,7 +159,7 @@ impl Resolver {
         let snap = self.ready.load();
         let site = match &target.key {
             Some(key) => snap.site_by_key(key).cloned(),
-            None => keyless_site(snap.keyless(), &target.name, None),
+            None => keyless_site(snap.keyless(), &target.name, &mut || None),
         }?;
         let mac = name_mac(&target.name)?;
         let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
@@ -175,12 +176,12 @@ impl Resolver {
 fn keyless_site(
     sites: &[Arc<SiteFiles>],
     name: &str,
-    ua_mac: Option<Mac>,
+    ua_mac: &mut impl FnMut() -> Option<Mac>,
 ) -> Option<Arc<SiteFiles>> {
     if sites.is_empty() {
         return None;
     }
-    if let Some(mac) = name_mac(name).or(ua_mac) {
+    if let Some(mac) = name_mac(name).or_else(&mut *ua_mac) {
         if let Some(s) = sites.iter().find(|s| s.phones.contains_key(&mac)) {
             return Some(s.clone());
         }
@@ -194,11 +195,15 @@ fn keyless_site(
     }
 }
 
-fn lookup(site: &SiteFiles, name: &str, ua_mac: Option<Mac>) -> Option<Arc<ReadyFile>> {
+fn lookup(
+    site: &SiteFiles,
+    name: &str,
+    ua_mac: &mut impl FnMut() -> Option<Mac>,
+) -> Option<Arc<ReadyFile>> {
     if let Some(f) = site.files.get(name) {
         return Some(f.clone());
     }
-    let mac = ua_mac?;
+    let mac = ua_mac()?;
     let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
     let alias = vendor.aliases.iter().find(|a| a.name == name)?;
     site.files

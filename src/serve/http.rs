@@ -16,9 +16,25 @@ use serde::Deserialize;
 use crate::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
 use crate::resolve::{RequestFacts, Resolution, Resolver, Transport};
 
-/// What every handler can reach.
+/// What every handler can reach; one pointer to clone per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: AppInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct AppInner {
     pub resolver: Resolver,
     pub manager: Manager,
     /// The admin bearer token.
@@ -77,19 +93,16 @@ async fn phone_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let ua = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    match method {
+    match *req.method() {
         Method::GET | Method::HEAD => {
+            let path = req.uri().path();
             let facts = RequestFacts {
-                path: &path,
+                path,
                 peer: peer.ip(),
-                user_agent: ua.as_deref(),
+                user_agent: req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
                 transport: Transport::Http,
             };
             match st.resolver.resolve(&facts) {
@@ -115,7 +128,10 @@ async fn phone_request(
                 }
             }
         }
-        Method::PUT => upload(st, peer, &path, req).await,
+        Method::PUT => {
+            let path = req.uri().path().to_string();
+            upload(st, peer, &path, req).await
+        }
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, PUT")],

@@ -76,7 +76,7 @@ pub async fn run(
     .await?;
     let renderer = publisher.renderer();
     let seen = Arc::new(SeenBuffer::default());
-    let state = http::AppState {
+    let state = http::AppState::new(http::AppInner {
         resolver: Resolver::new(ready.clone(), seen.clone()),
         manager: Manager {
             store: store.clone(),
@@ -84,7 +84,7 @@ pub async fn run(
         },
         admin_token: Arc::new(cfg.admin_token.clone()),
         upload_cap: cfg.upload_cap,
-    };
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
