@@ -60,6 +60,23 @@ pub struct ServeArgs {
     #[arg(long, env = "PHONEPROV_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
 
+    /// TFTP listen address, or "off". Default 0.0.0.0:6969 (an unprivileged port; see the
+    /// README for serving on port 69 without root).
+    #[arg(long, env = "PHONEPROV_TFTP", value_name = "ADDR|off")]
+    pub tftp: Option<String>,
+
+    /// TFTP retransmission interval in milliseconds before backoff.
+    #[arg(long, env = "PHONEPROV_TFTP_TIMEOUT_MS", default_value_t = 1000)]
+    pub tftp_timeout_ms: u64,
+
+    /// TFTP retransmissions of one packet before a transfer is abandoned.
+    #[arg(long, env = "PHONEPROV_TFTP_RETRIES", default_value_t = 5)]
+    pub tftp_retries: u32,
+
+    /// TFTP transfers running at once; more are refused as busy.
+    #[arg(long, env = "PHONEPROV_TFTP_MAX_TRANSFERS", default_value_t = 1000)]
+    pub tftp_max_transfers: usize,
+
     /// On an empty database, create a demo site with a Yealink T54W and a Polycom VVX 450 and
     /// print curl commands that fetch their files.
     #[arg(long)]
@@ -208,6 +225,7 @@ pub enum SettingCmd {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub http: Option<String>,
+    pub tftp: Option<String>,
     pub public_url: Option<String>,
 }
 
@@ -224,6 +242,7 @@ pub enum ConfigError {
 
 pub const DEFAULT_DATA_DIR: &str = "./phoneprov-data";
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
+pub const DEFAULT_TFTP: &str = "0.0.0.0:6969";
 
 /// Everything resolved: what each command runs with.
 #[derive(Debug, Clone)]
@@ -233,6 +252,8 @@ pub struct Settings {
     /// Whether the public URL was configured, or guessed from the listen address.
     pub public_url_configured: bool,
     pub http: String,
+    /// TFTP listen address; `None` when turned off.
+    pub tftp: Option<String>,
 }
 
 impl Settings {
@@ -246,10 +267,14 @@ impl Settings {
             None => (data_dir.join("phoneprov.toml"), false),
         };
         let file = read_file(&path, explicit)?;
-        let serve_http = match &cli.command {
-            Command::Serve(a) => a.http.clone(),
-            _ => None,
+        let (serve_http, serve_tftp) = match &cli.command {
+            Command::Serve(a) => (a.http.clone(), a.tftp.clone()),
+            _ => (None, None),
         };
+        let tftp = serve_tftp
+            .or(file.tftp)
+            .unwrap_or_else(|| DEFAULT_TFTP.to_string());
+        let tftp = (!tftp.eq_ignore_ascii_case("off")).then_some(tftp);
         let http = serve_http
             .or(file.http)
             .unwrap_or_else(|| DEFAULT_HTTP.to_string());
@@ -263,6 +288,7 @@ impl Settings {
             public_url,
             public_url_configured: configured.is_some(),
             http,
+            tftp,
         })
     }
 

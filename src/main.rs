@@ -25,8 +25,10 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("PHONEPROV_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(if is_serve { "info" } else { "warn" })
         });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 
@@ -132,9 +134,17 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
             .public_url_configured
             .then(|| settings.public_url.clone()),
         template_dir: settings.template_dir(),
+        files_dir: settings.data_dir.join("files"),
         admin_token: token,
         upload_cap: 1024 * 1024,
         poll_every: std::time::Duration::from_millis(500),
+        tftp: settings.tftp.clone(),
+        tftp_cfg: serve::tftp::TftpConfig {
+            max_transfers: args.tftp_max_transfers.max(1),
+            timeout: std::time::Duration::from_millis(args.tftp_timeout_ms.clamp(10, 255_000)),
+            retries: args.tftp_retries,
+            ..Default::default()
+        },
     };
     let demo = if args.demo {
         output::seed_demo(&store, settings, &cfg).await?
@@ -153,10 +163,19 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
     serve::run(
         store,
         cfg,
-        |addr, public_url| {
-            println!("phoneprov: listening on http://{addr} (public URL {public_url})");
+        |bound, public_url| {
+            if let Some(t) = bound.tftp {
+                println!("phoneprov: tftp on udp://{t}");
+            }
+            println!(
+                "phoneprov: listening on http://{} (public URL {public_url})",
+                bound.http
+            );
             if let Some(demo) = &demo {
-                println!("{}", output::demo_instructions(demo, addr, public_url));
+                println!(
+                    "{}",
+                    output::demo_instructions(demo, bound.http, public_url)
+                );
             }
             let _ = std::io::stdout().flush();
         },

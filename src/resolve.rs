@@ -1,12 +1,14 @@
 //! The one place that decides what a phone's request gets, whatever the transport.
 //!
 //! `RequestFacts` (path, peer, User-Agent, transport) → split the path into site key and file
-//! name, refusing anything that is not a plain file name → find the site → find the file (or
-//! the alias that stands for the phone's own file) → record last-seen → [`Resolution`].
+//! name, refusing anything that is not a plain file name → find the site → find the rendered
+//! file (or the alias that stands for the phone's own file), else the operator's static file
+//! of that name in `<data-dir>/files/` → record last-seen → [`Resolution`].
 //! Every miss is the same `NotFound`: an unknown MAC, a wrong site key and a missing file look
 //! alike to the caller. Transports map the resolution to their wire format and nothing else.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, UserAgent};
@@ -47,8 +49,20 @@ pub struct RequestFacts<'a> {
 /// What the request gets.
 #[derive(Debug, Clone)]
 pub enum Resolution {
+    /// Rendered bytes, in memory.
     Found(Arc<ReadyFile>),
+    /// An operator's file on disk, to be streamed.
+    Disk(DiskFile),
     NotFound,
+}
+
+/// A static file found under the files directory.
+#[derive(Debug, Clone)]
+pub struct DiskFile {
+    pub path: PathBuf,
+    pub len: u64,
+    /// Strong entity tag from size and modification time.
+    pub etag: String,
 }
 
 /// Where a request points: a site key (or none, for the key-less root) and a file name, with
@@ -108,11 +122,38 @@ pub fn name_mac(name: &str) -> Option<Mac> {
 pub struct Resolver {
     ready: Arc<Ready>,
     seen: Arc<SeenBuffer>,
+    /// Operators' static files (ring tones, language packs, images), served by name.
+    files_dir: Option<Arc<PathBuf>>,
 }
 
 impl Resolver {
-    pub fn new(ready: Arc<Ready>, seen: Arc<SeenBuffer>) -> Resolver {
-        Resolver { ready, seen }
+    pub fn new(ready: Arc<Ready>, seen: Arc<SeenBuffer>, files_dir: Option<PathBuf>) -> Resolver {
+        Resolver {
+            ready,
+            seen,
+            files_dir: files_dir.map(Arc::new),
+        }
+    }
+
+    /// A regular file of that name directly in the files directory. Hidden names are not
+    /// served; the name is already a single path segment.
+    fn disk(&self, name: &str) -> Option<DiskFile> {
+        if name.starts_with('.') {
+            return None;
+        }
+        let path = self.files_dir.as_ref()?.join(name);
+        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Some(DiskFile {
+            etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
+            len: meta.len(),
+            path,
+        })
     }
 
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
@@ -129,11 +170,19 @@ impl Resolver {
             Some(key) => snap.site_by_key(key).cloned(),
             None => keyless_site(snap.keyless(), &target.name, &mut ua_mac),
         };
-        let Some(site) = site else {
-            return Resolution::NotFound;
-        };
-        let Some(file) = lookup(&site, &target.name, &mut ua_mac) else {
-            return Resolution::NotFound;
+        let file = site
+            .as_ref()
+            .and_then(|s| lookup(s, &target.name, &mut ua_mac));
+        let (Some(site), Some(file)) = (site, file) else {
+            // Static files: under a valid site key, or at the root when a site serves there.
+            let allowed = match &target.key {
+                Some(key) => snap.site_by_key(key).is_some(),
+                None => !snap.keyless().is_empty(),
+            };
+            return match allowed.then(|| self.disk(&target.name)).flatten() {
+                Some(d) => Resolution::Disk(d),
+                None => Resolution::NotFound,
+            };
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
         let mac = file

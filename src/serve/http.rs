@@ -122,6 +122,7 @@ async fn phone_request(
                     );
                     (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
                 }
+                Resolution::Disk(d) => disk_response(&d, req.headers(), peer).await,
                 Resolution::NotFound => {
                     tracing::debug!(%peer, path = %path, "not found");
                     not_found()
@@ -139,6 +140,36 @@ async fn phone_request(
         )
             .into_response(),
     }
+}
+
+/// Streams an operator's static file; memory stays flat whatever its size.
+async fn disk_response(
+    d: &crate::resolve::DiskFile,
+    req_headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&d.etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if etag_matches(req_headers, &d.etag) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    let file = match tokio::fs::File::open(&d.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(%peer, path = %d.path.display(), error = %e, "static file vanished");
+            return not_found();
+        }
+    };
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(d.len));
+    tracing::debug!(%peer, path = %d.path.display(), bytes = d.len, "streaming static file");
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    (StatusCode::OK, headers, body).into_response()
 }
 
 async fn upload(st: AppState, peer: SocketAddr, path: &str, req: Request) -> Response {

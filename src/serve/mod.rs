@@ -2,12 +2,13 @@
 //! serves until `shutdown` resolves, then drains and flushes.
 
 pub mod http;
+pub mod tftp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 
 use crate::lastseen::SeenBuffer;
 use crate::manage::Manager;
@@ -23,10 +24,22 @@ pub struct ServeConfig {
     /// `None`: derive from the bound HTTP address.
     pub public_url: Option<String>,
     pub template_dir: std::path::PathBuf,
+    /// Operators' static files, served by both transports.
+    pub files_dir: std::path::PathBuf,
     pub admin_token: String,
     pub upload_cap: usize,
     /// How often the database and templates are checked for changes.
     pub poll_every: Duration,
+    /// TFTP listen address; `None` disables TFTP.
+    pub tftp: Option<String>,
+    pub tftp_cfg: tftp::TftpConfig,
+}
+
+/// Where the server listens, once bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub http: SocketAddr,
+    pub tftp: Option<SocketAddr>,
 }
 
 /// Why the server could not start or stopped.
@@ -47,7 +60,7 @@ pub enum ServeError {
 pub async fn run(
     store: Store,
     cfg: ServeConfig,
-    on_ready: impl FnOnce(SocketAddr, &str),
+    on_ready: impl FnOnce(Bound, &str),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listener = TcpListener::bind(&cfg.http)
@@ -57,6 +70,18 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr()?;
+    let tftp_sock = match &cfg.tftp {
+        Some(a) => Some(
+            UdpSocket::bind(a)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: format!("udp {a}"),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let tftp_addr = tftp_sock.as_ref().map(|s| s.local_addr()).transpose()?;
     let public_url = cfg.public_url.clone().unwrap_or_else(|| {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -77,7 +102,7 @@ pub async fn run(
     let renderer = publisher.renderer();
     let seen = Arc::new(SeenBuffer::default());
     let state = http::AppState::new(http::AppInner {
-        resolver: Resolver::new(ready.clone(), seen.clone()),
+        resolver: Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone())),
         manager: Manager {
             store: store.clone(),
             renderer,
@@ -111,8 +136,24 @@ pub async fn run(
         })
     };
 
-    on_ready(addr, &public_url);
-    tracing::info!(%addr, %public_url, "serving HTTP");
+    let tftp_task = tftp_sock.map(|sock| {
+        let resolver = state.resolver.clone();
+        tokio::spawn(tftp::run(
+            sock,
+            resolver,
+            cfg.tftp_cfg.clone(),
+            wait_stop(stop_rx.clone()),
+        ))
+    });
+
+    on_ready(
+        Bound {
+            http: addr,
+            tftp: tftp_addr,
+        },
+        &public_url,
+    );
+    tracing::info!(%addr, tftp = ?tftp_addr, %public_url, "serving");
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -122,6 +163,9 @@ pub async fn run(
         .await;
     let _ = stop_tx.send(true);
     let _ = pub_task.await;
+    if let Some(t) = tftp_task {
+        let _ = t.await;
+    }
     let _ = flush_task.await;
     served?;
     Ok(())

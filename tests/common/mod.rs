@@ -183,7 +183,8 @@ impl Env {
 
     pub fn start_with(&self, extra: &[&str]) -> Server {
         let mut c = self.cmd();
-        c.args(["serve", "--http", "127.0.0.1:0"]).args(extra);
+        c.args(["serve", "--http", "127.0.0.1:0", "--tftp", "127.0.0.1:0"])
+            .args(extra);
         c.env("PHONEPROV_LOG", "info,phoneprov=debug");
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn server");
@@ -204,20 +205,24 @@ impl Env {
         let out2 = out.clone();
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut tftp = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out2.lock().expect("stdout lock").push(line.clone());
+                if let Some(a) = line.strip_prefix("phoneprov: tftp on udp://") {
+                    tftp = a.trim().to_string();
+                }
                 if !sent && line.starts_with("phoneprov: listening on http://") {
                     let addr = line["phoneprov: listening on http://".len()..]
                         .split(' ')
                         .next()
                         .unwrap_or("")
                         .to_string();
-                    let _ = tx.send(addr);
+                    let _ = tx.send((addr, tftp.clone()));
                     sent = true;
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        let (addr, tftp) = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(v) => v,
             Err(_) => {
                 let _ = child.kill();
@@ -230,6 +235,7 @@ impl Env {
         Server {
             child,
             addr,
+            tftp,
             stdout: out,
             log: log_path,
         }
@@ -240,6 +246,8 @@ impl Env {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The TFTP address (`127.0.0.1:PORT`).
+    pub tftp: String,
     /// Everything the server printed on stdout so far.
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub log: PathBuf,

@@ -1,0 +1,126 @@
+//! TFTP: a second thin transport over the resolver (RFC 1350 with the options of RFC 2347,
+//! 2348, 2349 and 7440).
+//!
+//! The listener only parses requests and hands each read to a task of its own with its own
+//! connected socket ([`transfer`]), so transfers spread over the runtime's threads and an
+//! open never waits on another. Writes are refused. A semaphore caps concurrent transfers;
+//! every transfer ends — done, refused by the client, or abandoned after bounded retries with
+//! backoff — and frees its socket and buffers.
+
+pub mod packet;
+mod source;
+mod transfer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+use crate::resolve::Resolver;
+use packet::{ErrorCode, Packet};
+
+/// Limits and timings of the TFTP transport.
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    /// Transfers running at once; more are refused with "server busy" until one ends.
+    pub max_transfers: usize,
+    /// Retransmission interval before backoff, unless the client asks with `timeout`.
+    pub timeout: Duration,
+    /// Retransmissions of one packet before the transfer is abandoned.
+    pub retries: u32,
+    /// Largest block size granted (RFC 2348 allows up to 65464).
+    pub max_blksize: u16,
+    /// Largest window granted (RFC 7440).
+    pub max_window: u16,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig {
+            max_transfers: 1000,
+            timeout: Duration::from_secs(1),
+            retries: 5,
+            max_blksize: 65464,
+            max_window: 64,
+        }
+    }
+}
+
+/// Sends an error from the listening socket (to requests refused before a transfer starts).
+async fn refuse(sock: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) {
+    let p = Packet::Error {
+        code,
+        message: message.to_string(),
+    };
+    let _ = sock.send_to(&p.to_bytes(), peer).await;
+}
+
+/// Serves TFTP on `sock` until `shutdown` resolves; running transfers finish on their own.
+pub async fn run(
+    sock: UdpSocket,
+    resolver: Resolver,
+    cfg: TftpConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let sock = Arc::new(sock);
+    let local_ip = sock.local_addr().map(|a| a.ip()).ok();
+    let slots = Arc::new(Semaphore::new(cfg.max_transfers));
+    let cfg = Arc::new(cfg);
+    let mut buf = vec![0u8; 65536];
+    tokio::pin!(shutdown);
+    loop {
+        let (n, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some systems: not fatal.
+                    tracing::debug!(error = %e, "tftp receive error");
+                    continue;
+                }
+            },
+        };
+        match Packet::parse(&buf[..n]) {
+            Ok(Packet::Rrq(req)) => {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, file = %req.filename, "tftp busy: transfer refused");
+                    refuse(&sock, peer, ErrorCode::NotDefined, "server busy, try again").await;
+                    continue;
+                };
+                let (resolver, cfg) = (resolver.clone(), cfg.clone());
+                tokio::spawn(async move {
+                    transfer::serve_read(peer, local_ip, req, &resolver, &cfg).await;
+                    drop(permit);
+                });
+            }
+            Ok(Packet::Wrq(req)) => {
+                tracing::info!(%peer, file = %req.filename, "tftp write refused");
+                refuse(
+                    &sock,
+                    peer,
+                    ErrorCode::AccessViolation,
+                    "writes are not accepted",
+                )
+                .await;
+            }
+            Ok(other) => {
+                tracing::debug!(%peer, packet = ?other, "tftp: not a request on the listening port");
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "tftp: malformed packet");
+                // Answer a request we cannot read; ignore other noise (no reflection).
+                if matches!(buf.get(..2), Some([0, 1] | [0, 2])) {
+                    refuse(
+                        &sock,
+                        peer,
+                        ErrorCode::IllegalOperation,
+                        "malformed request",
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
