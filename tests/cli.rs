@@ -630,3 +630,61 @@ async fn admin_api() {
         404
     );
 }
+
+#[test]
+fn settings_file_env_and_flags_in_that_order() {
+    let env = Env::bare();
+    std::fs::write(
+        env.data_dir().join("phoneprov.toml"),
+        "public_url = \"http://from-file.example:8080\"\n",
+    )
+    .unwrap();
+    let v = env.json(&["site", "add", "s1", "--sip-server", "pbx"]);
+    assert!(
+        v["provisioning_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://from-file.example:8080/p/"),
+        "{v}"
+    );
+    let v = env.json(&["--public-url", "https://flag.example", "site", "show", "s1"]);
+    assert!(
+        v["provisioning_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://flag.example/p/"),
+        "{v}"
+    );
+    let o = std::process::Command::new(bin())
+        .env("PHONEPROV_DATA_DIR", env.data_dir())
+        .env("PHONEPROV_PUBLIC_URL", "http://from-env.example")
+        .args(["--json", "site", "show", "s1"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["provisioning_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://from-env.example/p/"),
+        "{v}"
+    );
+    // A broken settings file is named, and refused.
+    std::fs::write(
+        env.data_dir().join("phoneprov.toml"),
+        "public_url = \"x\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let err = env.refused(&["site", "list"]);
+    assert!(
+        err.contains("phoneprov.toml") && err.contains("bogus"),
+        "{err}"
+    );
+    std::fs::write(
+        env.data_dir().join("phoneprov.toml"),
+        "public_url = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let err = env.refused(&["site", "list"]);
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+}
