@@ -50,6 +50,27 @@ pub enum Command {
     /// Set raw vendor settings at a layer (model, site, model in site, phone).
     #[command(subcommand)]
     Setting(SettingCmd),
+    /// Import phones and lines from CSV: all rows validated first, then all or nothing.
+    Import {
+        file: PathBuf,
+        /// Site for rows without a site column value.
+        #[arg(long)]
+        site: Option<String>,
+        /// Report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow moving phones that are enrolled in another site.
+        #[arg(long = "move")]
+        allow_move: bool,
+    },
+    /// Write phones and lines as CSV that `import` reads back unchanged.
+    Export {
+        #[arg(long)]
+        site: Option<String>,
+        /// Include SIP passwords (otherwise blank; an import keeps the stored ones).
+        #[arg(long)]
+        with_secrets: bool,
+    },
     /// Print exactly the bytes a phone would get (without FILE: the names of its files).
     Render { mac: String, file: Option<String> },
 }

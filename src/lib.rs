@@ -19,6 +19,7 @@
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
 //! | [`resolve`] | the one decision of what a request gets, for every transport |
 //! | [`manage`] | the operator's verbs, shared by CLI and admin API |
+//! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`serve`] | transports and the server's lifetime |
 //!
 //! # Dependency rule
@@ -33,6 +34,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod import;
 pub mod lastseen;
 pub mod mac;
 pub mod manage;

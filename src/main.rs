@@ -361,6 +361,38 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                 .join("\n");
             print(json, &v, text);
         }
+        Command::Import {
+            file,
+            site,
+            dry_run,
+            allow_move,
+        } => {
+            let input = phoneprov::import::Input::Path(file);
+            let opts = phoneprov::import::Options {
+                site,
+                dry_run,
+                allow_move,
+            };
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
+            let mut progress = |n: u64| {
+                if tty {
+                    eprint!("\rwriting: {n} phones");
+                }
+            };
+            let report = phoneprov::import::import(m, &input, &opts, &mut progress).await?;
+            if tty && report.applied {
+                eprintln!();
+            }
+            print(json, &report, output::import_text(&report));
+            if !report.errors.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Export { site, with_secrets } => {
+            let out = std::io::stdout().lock();
+            let n = phoneprov::import::export(m, site.as_deref(), with_secrets, out).await?;
+            tracing::info!(phones = n, "exported");
+        }
         Command::Render { mac, file } => {
             let files = m.render_phone(&mac).await?;
             match file {

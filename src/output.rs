@@ -218,3 +218,26 @@ pub fn demo_instructions(demo: &Demo, addr: SocketAddr, public_url: &str) -> Str
          \x20 curl -i {base}/805ec0000000.cfg\n"
     )
 }
+
+pub fn import_text(r: &phoneprov::import::Report) -> String {
+    let mut out = String::new();
+    for e in &r.errors {
+        let col = if e.column.is_empty() {
+            String::new()
+        } else {
+            format!(", column {}", e.column)
+        };
+        out.push_str(&format!("line {}{col}: {}\n", e.line, e.message));
+    }
+    let verb = match (r.errors.is_empty(), r.dry_run, r.applied) {
+        (false, _, _) => format!("{} error(s); nothing was changed.", r.errors.len()),
+        (true, true, _) => "[DRY RUN] nothing was changed.".to_string(),
+        (true, false, true) => "applied.".to_string(),
+        (true, false, false) => "nothing to change.".to_string(),
+    };
+    out.push_str(&format!(
+        "{} rows: {} created, {} updated, {} unchanged; {verb}",
+        r.rows, r.created, r.updated, r.unchanged
+    ));
+    out
+}

@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
             "/settings",
             get(list_settings).put(set_setting).delete(rm_setting),
         )
+        .route("/import", axum::routing::post(import_csv))
+        .route("/export", get(export_csv))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -401,4 +403,62 @@ async fn rm_setting(
         .ok_or_else(|| manage::Error::Invalid("name the setting to remove with ?key=".into()))?;
     st.manager.setting_rm(&q.layer, &key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    site: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default, rename = "move")]
+    allow_move: bool,
+}
+
+/// Largest CSV body the API takes (about a million rows).
+const IMPORT_CAP: usize = 128 * 1024 * 1024;
+
+async fn import_csv(
+    State(st): State<AppState>,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let body = match axum::body::to_bytes(req.into_body(), IMPORT_CAP).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Ok((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(serde_json::json!({"error": format!("CSV larger than {IMPORT_CAP} bytes")})),
+            )
+                .into_response());
+        }
+    };
+    let input = crate::import::Input::Bytes(body);
+    let opts = crate::import::Options {
+        site: q.site,
+        dry_run: q.dry_run,
+        allow_move: q.allow_move,
+    };
+    let report = crate::import::import(&st.manager, &input, &opts, &mut |_| {}).await?;
+    let status = if report.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(report)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    site: Option<String>,
+    #[serde(default)]
+    with_secrets: bool,
+}
+
+async fn export_csv(
+    State(st): State<AppState>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let mut out = Vec::new();
+    crate::import::export(&st.manager, q.site.as_deref(), q.with_secrets, &mut out).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
 }

@@ -205,3 +205,64 @@ pub async fn phone_uploads(conn: &mut Conn, mac: Mac) -> Result<Vec<(Mac, String
             .await?;
     Ok(rows.into_iter().map(|(n, b)| (mac, n, b)).collect())
 }
+
+/// Every line of every phone, ordered by MAC then line number.
+pub async fn all_lines(conn: &mut Conn) -> Result<Vec<(Mac, Line)>> {
+    sqlx::query("SELECT * FROM lines ORDER BY mac, n")
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(row_to_line)
+        .collect()
+}
+
+/// Rows per multi-row statement: well under SQLite's bound-parameter limit.
+const BATCH: usize = 400;
+
+/// Inserts or updates phones in multi-row statements; `created_at` of existing rows is kept.
+pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
+    let now = now_ms();
+    for chunk in phones.chunks(BATCH) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO phones (mac, site_id, model, label, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, p| {
+            b.push_bind(p.mac.to_string())
+                .push_bind(p.site_id)
+                .push_bind(p.model.clone())
+                .push_bind(p.label.clone())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(
+            " ON CONFLICT (mac) DO UPDATE SET site_id = excluded.site_id, model = excluded.model,
+              label = excluded.label, updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces lines in multi-row statements.
+pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> {
+    for chunk in lines.chunks(BATCH) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label) ",
+        );
+        q.push_values(chunk, |mut b, (mac, l)| {
+            b.push_bind(mac.to_string())
+                .push_bind(l.n as i64)
+                .push_bind(l.user.clone())
+                .push_bind(l.auth_user.clone())
+                .push_bind(l.password.clone())
+                .push_bind(l.display_name.clone())
+                .push_bind(l.label.clone());
+        });
+        q.push(
+            " ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
+              password = excluded.password, display_name = excluded.display_name, label = excluded.label",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
