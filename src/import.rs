@@ -576,15 +576,20 @@ fn pass(
 async fn load_existing(m: &Manager) -> Result<Existing, Error> {
     let mut conn = m.store.conn().await?;
     let sites = store::list_sites(&mut conn).await?;
-    let mut phones: HashMap<Mac, (Phone, Vec<Line>)> = store::list_phones(&mut conn, None)
-        .await?
-        .into_iter()
-        .map(|p| (p.mac, (p, Vec::new())))
-        .collect();
-    for (mac, l) in store::all_lines(&mut conn).await? {
+    let mut phones: HashMap<Mac, (Phone, Vec<Line>)> = HashMap::new();
+    store::each_phone(&mut conn, |p| {
+        phones.insert(p.mac, (p, Vec::new()));
+    })
+    .await?;
+    store::each_line(&mut conn, |mac, l| {
         if let Some(e) = phones.get_mut(&mac) {
             e.1.push(l);
         }
+    })
+    .await?;
+    for (_, lines) in phones.values_mut() {
+        lines.sort_by_key(|l| l.n);
+        lines.shrink_to_fit();
     }
     Ok(Existing {
         sites: sites.iter().map(|s| (s.name.clone(), s.id)).collect(),
@@ -686,6 +691,11 @@ pub async fn import(
 
     // Second pass: the changed rows stream through a bounded channel into batched writes, all
     // in one transaction.
+    tracing::info!(
+        rows,
+        changes = report.created + report.updated,
+        "import validated; writing"
+    );
     let mut tx = m.store.begin().await?;
     let (send, mut recv) = tokio::sync::mpsc::channel::<Planned>(4096);
     let reading = {

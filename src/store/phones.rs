@@ -206,14 +206,25 @@ pub async fn phone_uploads(conn: &mut Conn, mac: Mac) -> Result<Vec<(Mac, String
     Ok(rows.into_iter().map(|(n, b)| (mac, n, b)).collect())
 }
 
-/// Every line of every phone, ordered by MAC then line number.
-pub async fn all_lines(conn: &mut Conn) -> Result<Vec<(Mac, Line)>> {
-    sqlx::query("SELECT * FROM lines ORDER BY mac, n")
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(row_to_line)
-        .collect()
+/// Every line of every phone, streamed to `each` (nothing is held but the current row).
+pub async fn each_line(conn: &mut Conn, mut each: impl FnMut(Mac, Line)) -> Result<()> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query("SELECT * FROM lines").fetch(conn);
+    while let Some(r) = rows.try_next().await? {
+        let (mac, line) = row_to_line(&r)?;
+        each(mac, line);
+    }
+    Ok(())
+}
+
+/// Every phone, streamed to `each`.
+pub async fn each_phone(conn: &mut Conn, mut each: impl FnMut(Phone)) -> Result<()> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query("SELECT mac, site_id, model, label FROM phones").fetch(conn);
+    while let Some(r) = rows.try_next().await? {
+        each(row_to_phone(&r)?);
+    }
+    Ok(())
 }
 
 /// Rows per multi-row statement: well under SQLite's bound-parameter limit.
