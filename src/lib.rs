@@ -15,6 +15,7 @@
 //! | [`config`] | command line and settings file |
 //! | [`store`] | the database: migrations and every query |
 //! | [`render`] | templates, their context, the ready-bytes snapshot |
+//! | [`firmware`] | image identity from file names, versions, the allow/deny policy |
 //! | [`lastseen`] | last-seen records batched off the request path |
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
 //! | [`resolve`] | the one decision of what a request gets, for every transport |
@@ -34,6 +35,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod firmware;
 pub mod import;
 pub mod lastseen;
 pub mod mac;
