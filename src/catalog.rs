@@ -82,6 +82,9 @@ pub struct Vendor {
     pub display: String,
     /// Our transport name (`udp`, `tcp`, `tls`) to the vendor's value for it.
     pub transport: BTreeMap<String, String>,
+    /// Key prefixes only phoneprov may set (firmware, provisioning server).
+    #[serde(default)]
+    pub reserved_keys: Vec<String>,
     pub files: Vec<FileSpec>,
     #[serde(default)]
     pub aliases: Vec<Alias>,
@@ -138,6 +141,16 @@ impl Catalog {
 
     pub fn vendor(&self, id: &str) -> Option<&Vendor> {
         self.vendors.iter().find(|v| v.vendor == id)
+    }
+
+    /// The vendor that reserves `key`, if any does.
+    pub fn reserved_by(&self, key: &str) -> Option<&Vendor> {
+        let k = key.to_ascii_lowercase();
+        self.vendors.iter().find(|v| {
+            v.reserved_keys
+                .iter()
+                .any(|p| k.starts_with(&p.to_ascii_lowercase()))
+        })
     }
 
     /// A model name that is not in the catalogue, explained, with the names that are.

@@ -50,6 +50,14 @@ pub enum Command {
     /// Set raw vendor settings at a layer (model, site, model in site, phone).
     #[command(subcommand)]
     Setting(SettingCmd),
+    /// Firmware images: store, assign, check, audit.
+    #[command(subcommand)]
+    Firmware(FirmwareCmd),
+    /// The firmware policy in force.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Recover bricked phones: a TFTP responder that hands every image request a known-good image.
+    Recover(RecoverArgs),
     /// Import phones and lines from CSV: all rows validated first, then all or nothing.
     Import {
         file: PathBuf,
@@ -203,6 +211,82 @@ pub enum LineCmd {
     },
     /// Remove line N of a phone.
     Rm { mac: String, n: u32 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirmwareCmd {
+    /// Store an image (refused if the policy denies it).
+    Add {
+        file: PathBuf,
+        /// The version, when the file name does not say it (required for Polycom sip.ld).
+        #[arg(long)]
+        version: Option<String>,
+        /// Models it fits, comma-separated, when the file name does not list them.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+    },
+    /// List stored images with what the policy says of each.
+    List,
+    /// Remove a stored image (by version or sha256).
+    Rm { image: String },
+    /// Make an image the target of a site, a model within a site, or one phone.
+    Assign {
+        /// Version or sha256 of a stored image.
+        image: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove a target.
+    Unassign {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Say what the policy says of a file, and why; store nothing.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+    },
+    /// Phones whose last fetch reported firmware the policy denies (exit code 1 if any).
+    Audit,
+}
+
+/// Where a firmware target goes.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, value_name = "MAC")]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Every rule in force, where it was written, and the stored images it denies.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The known-good image to hand out.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// TFTP listen address (a recovering phone asks on port 69).
+    #[arg(long, default_value = "0.0.0.0:69")]
+    pub listen: String,
+    /// The model being recovered (the image must fit it).
+    #[arg(long, default_value = "T54W")]
+    pub model: String,
+    /// The image's version, when its file name does not say it.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// File name endings answered with the image, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = ".rom,.bin,.rfs")]
+    pub names: Vec<String>,
 }
 
 /// Which layer a setting lives at.

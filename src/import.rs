@@ -757,7 +757,13 @@ pub async fn import(
     // One trial render per site and model: a template that cannot render these phones stops
     // the import before anything is committed.
     for ((site, _), mac) in samples {
-        trial_render(&mut tx, &m.renderer.get(), Scope::Phone(site, mac)).await?;
+        trial_render(
+            &mut tx,
+            &m.renderer.get(),
+            &m.policy.get(),
+            Scope::Phone(site, mac),
+        )
+        .await?;
     }
     store::commit(tx).await?;
     report.applied = true;

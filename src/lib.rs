@@ -20,6 +20,8 @@
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
 //! | [`resolve`] | the one decision of what a request gets, for every transport |
 //! | [`manage`] | the operator's verbs, shared by CLI and admin API |
+//! | [`rollout`] | firmware verbs: store, assign, check, audit |
+//! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`serve`] | transports and the server's lifetime |
 //!
@@ -42,7 +44,9 @@ pub mod mac;
 pub mod manage;
 pub mod model;
 pub mod publish;
+pub mod recover;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod serve;
 pub mod store;

@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 
 use phoneprov::config::{
-    Cli, Command, LayerArgs, LineCmd, PhoneCmd, ServeArgs, SettingCmd, Settings, SiteCmd,
+    Cli, Command, FirmwareCmd, LayerArgs, LineCmd, PhoneCmd, PolicyCmd, ServeArgs, SettingCmd,
+    Settings, SiteCmd, TargetArgs,
 };
 use phoneprov::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
-use phoneprov::render::Renderer;
 use phoneprov::serve::{self, ServeConfig};
 use phoneprov::store::Store;
 
@@ -72,13 +72,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let result = match cli.command {
         Command::Serve(args) => serve_cmd(store.clone(), &settings, args).await,
+        Command::Recover(args) => {
+            let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
+            recover_cmd(&m, args).await
+        }
         cmd => {
-            let renderer = Renderer::new(&settings.public_url, Some(&settings.template_dir()))
-                .map_err(manage::Error::Render)?;
-            let m = Manager {
-                store: store.clone(),
-                renderer: phoneprov::render::SharedRenderer::new(renderer),
-            };
+            let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
             command(&m, cmd, json).await
         }
     };
@@ -126,6 +125,61 @@ fn admin_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// `phoneprov recover`: refuses a denied or ill-fitting image, then answers image requests
+/// until Ctrl-C and prints a summary per phone.
+async fn recover_cmd(
+    m: &Manager,
+    args: phoneprov::config::RecoverArgs,
+) -> anyhow::Result<ExitCode> {
+    let checked = m.firmware_check(
+        &args.image,
+        args.version.as_deref(),
+        std::slice::from_ref(&args.model),
+    )?;
+    if !checked.verdict.allowed() {
+        return Err(manage::Error::Invalid(format!(
+            "refusing to recover with {}: {}",
+            checked.file_name,
+            checked.verdict.refusals.join("; ")
+        ))
+        .into());
+    }
+    let sock = tokio::net::UdpSocket::bind(&args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on udp {} (port 69 needs root or CAP_NET_BIND_SERVICE)",
+                args.listen
+            )
+        })?;
+    let responder = std::sync::Arc::new(phoneprov::recover::Recovery::new(
+        args.image.clone(),
+        checked.size,
+        checked.sha256.clone(),
+        &args.names,
+    ));
+    println!(
+        "phoneprov recover: answering {} requests on udp://{} with {} (version {}, sha256 {}). Ctrl-C to stop.",
+        args.names.join(" "),
+        sock.local_addr()?,
+        checked.file_name,
+        checked.version,
+        &checked.sha256[..16]
+    );
+    let _ = std::io::stdout().flush();
+    let files: std::sync::Arc<dyn phoneprov::resolve::Responder> = responder.clone();
+    let cfg = serve::tftp::TftpConfig {
+        retries: 8,
+        ..Default::default()
+    };
+    serve::tftp::run(sock, files, cfg, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    println!("{}", output::recovery_summary(&responder.summary()));
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let token = admin_token(&settings.admin_token_path())?;
     let cfg = ServeConfig {
@@ -135,6 +189,7 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
             .then(|| settings.public_url.clone()),
         template_dir: settings.template_dir(),
         files_dir: settings.data_dir.join("files"),
+        data_dir: settings.data_dir.clone(),
         admin_token: token,
         upload_cap: 1024 * 1024,
         poll_every: std::time::Duration::from_millis(500),
@@ -183,6 +238,14 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn target(t: TargetArgs) -> phoneprov::rollout::TargetInput {
+    phoneprov::rollout::TargetInput {
+        site: t.site,
+        model: t.model,
+        phone: t.phone,
+    }
 }
 
 fn layer(l: LayerArgs) -> LayerInput {
@@ -388,6 +451,94 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Firmware(FirmwareCmd::Add {
+            file,
+            version,
+            models,
+        }) => {
+            let i = m.firmware_add(&file, version.as_deref(), &models).await?;
+            print(
+                json,
+                &i,
+                format!(
+                    "stored {} (version {}, fits {}), sha256 {}",
+                    i.file_name,
+                    i.version,
+                    i.models.join(", "),
+                    i.sha256
+                ),
+            );
+        }
+        Command::Firmware(FirmwareCmd::List) => {
+            let v = m.firmware_list().await?;
+            print(json, &v, output::firmware_text(&v));
+        }
+        Command::Firmware(FirmwareCmd::Rm { image }) => {
+            let i = m.firmware_rm(&image).await?;
+            print(json, &i, format!("removed {}", i.file_name));
+        }
+        Command::Firmware(FirmwareCmd::Assign { image, target: t }) => {
+            let i = m.firmware_assign(&image, &target(t)).await?;
+            print(
+                json,
+                &i,
+                format!("assigned {} (version {})", i.file_name, i.version),
+            );
+        }
+        Command::Firmware(FirmwareCmd::Unassign { target: t }) => {
+            m.firmware_unassign(&target(t)).await?;
+            print(
+                json,
+                &serde_json::json!({"unassigned": true}),
+                "unassigned".into(),
+            );
+        }
+        Command::Firmware(FirmwareCmd::Check {
+            file,
+            version,
+            models,
+        }) => {
+            let c = m.firmware_check(&file, version.as_deref(), &models)?;
+            let text = if c.verdict.allowed() {
+                format!(
+                    "{}: version {} for {}: allowed by the policy",
+                    c.file_name,
+                    c.version,
+                    c.models.join(", ")
+                )
+            } else {
+                format!(
+                    "{}: version {} for {}: DENIED\n  {}",
+                    c.file_name,
+                    c.version,
+                    c.models.join(", "),
+                    c.verdict.refusals.join("\n  ")
+                )
+            };
+            print(json, &c, text);
+            if !c.verdict.allowed() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Firmware(FirmwareCmd::Audit) => {
+            let v = m.firmware_audit().await?;
+            print(json, &v, output::audit_text(&v));
+            if !v.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Policy(PolicyCmd::Show) => {
+            let policy = m.policy.get();
+            let images = m.firmware_list().await?;
+            let mut conn = m.store.conn().await?;
+            let affected = phoneprov::publish::denied_assignments(&mut conn, &policy).await?;
+            print(
+                json,
+                &serde_json::json!({"rules": policy.rules, "images": images, "denied_assignments": affected.iter().map(|(mac, f)| serde_json::json!({"mac": mac, "file": f})).collect::<Vec<_>>()}),
+                output::policy_text(&policy, &images, &affected),
+            );
+        }
+        Command::Recover(_) => unreachable!("handled by the caller"),
         Command::Export { site, with_secrets } => {
             let out = std::io::stdout().lock();
             let n = phoneprov::import::export(m, site.as_deref(), with_secrets, out).await?;

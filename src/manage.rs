@@ -24,6 +24,8 @@ pub enum Error {
     Conflict(String),
     #[error("the change was not made: {0}")]
     Render(#[from] RenderError),
+    #[error("firmware policy: {0}")]
+    Policy(#[from] crate::firmware::policy::PolicyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,6 +35,7 @@ impl From<PublishError> for Error {
         match e {
             PublishError::Store(e) => Error::Store(e),
             PublishError::Render(e) => Error::Render(e),
+            PublishError::Policy(e) => Error::Policy(e),
         }
     }
 }
@@ -45,6 +48,10 @@ pub struct Manager {
     pub store: Store,
     /// Shared with the publisher, so changes are checked against the templates in use.
     pub renderer: SharedRenderer,
+    /// The firmware policy in use.
+    pub policy: crate::firmware::policy::SharedPolicy,
+    /// Where firmware images are kept, by digest.
+    pub firmware_dir: std::path::PathBuf,
 }
 
 /// A new site, as a user gives it.
@@ -133,6 +140,8 @@ pub struct PhoneView {
     pub label: String,
     pub lines: Vec<LineView>,
     pub last_seen: Option<Seen>,
+    /// Why the firmware it last reported is denied by the policy, if it is: at risk.
+    pub firmware_denied: Option<Vec<String>>,
     /// Names of the files this phone fetches that are its own.
     pub files: Vec<String>,
 }
@@ -242,6 +251,20 @@ async fn commit(tx: Tx) -> Result<()> {
 }
 
 impl Manager {
+    /// The verbs over a data dir: its templates and firmware policy loaded.
+    pub fn open(store: Store, public_url: &str, data_dir: &std::path::Path) -> Result<Manager> {
+        let renderer = crate::render::Renderer::new(public_url, Some(&data_dir.join("templates")))?;
+        let policy = crate::firmware::policy::Policy::load(
+            &data_dir.join(crate::firmware::policy::OPERATOR_FILE),
+        )?;
+        Ok(Manager {
+            store,
+            renderer: SharedRenderer::new(renderer),
+            policy: crate::firmware::policy::SharedPolicy::new(policy),
+            firmware_dir: data_dir.join("firmware"),
+        })
+    }
+
     async fn site_named(&self, conn: &mut Conn, name: &str) -> Result<Site> {
         store::site_by_name(conn, name)
             .await?
@@ -256,7 +279,7 @@ impl Manager {
 
     /// Renders what the change touches inside its transaction; an error rolls it back.
     async fn check_render(&self, conn: &mut Conn, scope: Scope) -> Result<()> {
-        Ok(trial_render(conn, &self.renderer.get(), scope).await?)
+        Ok(trial_render(conn, &self.renderer.get(), &self.policy.get(), scope).await?)
     }
 
     pub fn view_site(&self, site: Site, phones: i64) -> SiteView {
@@ -455,7 +478,11 @@ impl Manager {
                     .collect()
             })
             .unwrap_or_default();
+        let firmware_denied = last_seen
+            .as_ref()
+            .and_then(|s| self.running_denied(&phone.model, s.firmware.as_deref()));
         Ok(PhoneView {
+            firmware_denied,
             mac_colon: phone.mac.colon(),
             mac: phone.mac,
             model: phone.model,
@@ -610,6 +637,12 @@ impl Manager {
 
     pub async fn setting_set(&self, layer: &LayerInput, key: &str, value: &str) -> Result<bool> {
         check_setting(key, value).map_err(Error::Invalid)?;
+        if let Some(v) = Catalog::get().reserved_by(key) {
+            return Err(Error::Invalid(format!(
+                "'{key}' is set by phoneprov for {} phones (firmware and provisioning server); use `phoneprov firmware assign` to choose firmware",
+                v.display
+            )));
+        }
         let mut tx = self.store.begin().await?;
         let (layer, scope, vendor) = self.layer(&mut tx, layer).await?;
         let s = Setting {
@@ -652,9 +685,15 @@ impl Manager {
         let mac = parse_mac(mac)?;
         let mut conn = self.store.conn().await?;
         let phone = self.phone_of(&mut conn, mac).await?;
-        let files = render_site(&mut conn, &self.renderer.get(), phone.site_id, Some(mac))
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("phone {} is not enrolled", mac.colon())))?;
+        let files = render_site(
+            &mut conn,
+            &self.renderer.get(),
+            &self.policy.get(),
+            phone.site_id,
+            Some(mac),
+        )
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("phone {} is not enrolled", mac.colon())))?;
         let mut own: Vec<(String, bytes::Bytes)> = files
             .files
             .iter()

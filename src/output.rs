@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use chrono::TimeZone;
 use phoneprov::config::Settings;
 use phoneprov::manage::{LineInput, Manager, PhoneInput, PhoneView, SiteInput, SiteView};
-use phoneprov::render::Renderer;
 use phoneprov::serve::ServeConfig;
 use phoneprov::store::Store;
 
@@ -92,6 +91,9 @@ pub fn phone_text(v: &PhoneView) -> String {
                 .unwrap_or_default(),
         ));
     }
+    if let Some(r) = &v.firmware_denied {
+        out.push_str(&format!("FIRMWARE AT RISK: {}\n", r.join("; ")));
+    }
     match &v.last_seen {
         None => out.push_str("last seen: never"),
         Some(s) => out.push_str(&format!(
@@ -110,8 +112,8 @@ pub fn phone_text(v: &PhoneView) -> String {
 
 pub fn phones_text(v: &[PhoneView]) -> String {
     let mut out = format!(
-        "{:<18} {:<10} {:<16} {:<5} {:<26} LABEL",
-        "MAC", "MODEL", "SITE", "LINES", "LAST SEEN"
+        "{:<18} {:<10} {:<16} {:<5} {:<26} {:<20} LABEL",
+        "MAC", "MODEL", "SITE", "LINES", "LAST SEEN", "FIRMWARE"
     );
     for p in v {
         let seen = p
@@ -119,13 +121,24 @@ pub fn phones_text(v: &[PhoneView]) -> String {
             .as_ref()
             .map(|s| when(s.at))
             .unwrap_or_else(|| "never".into());
+        let fw = p
+            .last_seen
+            .as_ref()
+            .and_then(|s| s.firmware.clone())
+            .unwrap_or_default();
+        let fw = if p.firmware_denied.is_some() {
+            format!("{fw} DENIED!")
+        } else {
+            fw
+        };
         out.push_str(&format!(
-            "\n{:<18} {:<10} {:<16} {:<5} {:<26} {}",
+            "\n{:<18} {:<10} {:<16} {:<5} {:<26} {:<20} {}",
             p.mac_colon,
             p.model,
             p.site,
             p.lines.len(),
             seen,
+            fw,
             p.label
         ));
     }
@@ -148,11 +161,8 @@ pub async fn seed_demo(
     settings: &Settings,
     cfg: &ServeConfig,
 ) -> anyhow::Result<Option<Demo>> {
-    let renderer = Renderer::new(&settings.public_url, Some(&cfg.template_dir))?;
-    let m = Manager {
-        store: store.clone(),
-        renderer: phoneprov::render::SharedRenderer::new(renderer),
-    };
+    let _ = cfg;
+    let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
     let sites = m.site_list().await?;
     if let Some(site) = sites.into_iter().find(|s| s.site.name == "demo") {
         return Ok(Some(Demo { site }));
@@ -239,5 +249,134 @@ pub fn import_text(r: &phoneprov::import::Report) -> String {
         "{} rows: {} created, {} updated, {} unchanged; {verb}",
         r.rows, r.created, r.updated, r.unchanged
     ));
+    out
+}
+
+pub fn firmware_text(v: &[phoneprov::rollout::ImageView]) -> String {
+    let mut out = format!(
+        "{:<12} {:<10} {:<18} {:>12} {:<9} {:<8} FILE",
+        "VERSION", "VENDOR", "SHA256", "BYTES", "POLICY", "ASSIGNED"
+    );
+    for i in v {
+        out.push_str(&format!(
+            "\n{:<12} {:<10} {:<18} {:>12} {:<9} {:<8} {}",
+            i.image.version,
+            i.image.vendor,
+            &i.image.sha256[..16],
+            i.image.size,
+            if i.verdict.allowed() {
+                "allowed"
+            } else {
+                "DENIED"
+            },
+            i.assigned,
+            i.image.file_name
+        ));
+    }
+    out
+}
+
+pub fn audit_text(v: &[phoneprov::rollout::AtRisk]) -> String {
+    if v.is_empty() {
+        return "no phone reports firmware the policy denies".into();
+    }
+    let mut out = format!("{} phone(s) run firmware the policy denies:", v.len());
+    for p in v {
+        out.push_str(&format!(
+            "\n  {} {} in site {}: {} (seen {})\n    {}",
+            p.mac,
+            p.model,
+            p.site,
+            p.firmware,
+            when(p.seen_at),
+            p.refusals.join("\n    ")
+        ));
+    }
+    out
+}
+
+pub fn policy_text(
+    p: &phoneprov::firmware::policy::Policy,
+    images: &[phoneprov::rollout::ImageView],
+    affected: &[(phoneprov::mac::Mac, String)],
+) -> String {
+    let mut out = String::from("Rules (deny always wins):");
+    for r in &p.rules {
+        let mut what = Vec::new();
+        if !r.versions.is_empty() {
+            what.push(format!(
+                "versions {}",
+                r.versions
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some((a, b)) = &r.range {
+            what.push(format!("range {a}..{b}"));
+        }
+        if !r.sha256.is_empty() {
+            what.push(format!("sha256 {}", r.sha256.join(", ")));
+        }
+        if let Some(m) = &r.minimum {
+            what.push(format!("at least {m}"));
+        }
+        let scope = format!(
+            "{}{}{}",
+            r.vendor,
+            r.family.map(|f| format!(" family {f}")).unwrap_or_default(),
+            if r.models.is_empty() {
+                String::new()
+            } else {
+                format!(" models {}", r.models.join(","))
+            }
+        );
+        out.push_str(&format!(
+            "\n  {:?} {scope}: {}\n    {} ({})",
+            r.kind,
+            what.join("; "),
+            r.reason,
+            r.source
+        ));
+    }
+    let denied: Vec<_> = images.iter().filter(|i| !i.verdict.allowed()).collect();
+    out.push_str(&format!(
+        "\nStored images: {} ({} denied)",
+        images.len(),
+        denied.len()
+    ));
+    for i in denied {
+        out.push_str(&format!(
+            "\n  DENIED {}: {}",
+            i.image.file_name,
+            i.verdict.refusals.join("; ")
+        ));
+    }
+    if !affected.is_empty() {
+        out.push_str("\nPhones assigned a denied image (their files do not reference it):");
+        for (mac, f) in affected {
+            out.push_str(&format!("\n  {} {f}", mac.colon()));
+        }
+    }
+    out
+}
+
+pub fn recovery_summary(
+    s: &std::collections::BTreeMap<std::net::SocketAddr, phoneprov::recover::PhoneLog>,
+) -> String {
+    if s.is_empty() {
+        return "recovery summary: no phone asked for an image".into();
+    }
+    let mut out = format!("recovery summary: {} phone(s)", s.len());
+    for (peer, l) in s {
+        out.push_str(&format!(
+            "\n  {peer}: asked for {}; {} of {} bytes; {}",
+            l.requests.join(", "),
+            l.acked,
+            l.total,
+            l.outcome.as_deref().unwrap_or("in progress when stopped")
+        ));
+    }
     out
 }

@@ -9,10 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
+use crate::firmware::policy::{Policy, SharedPolicy};
 use crate::mac::Mac;
 use crate::model::{Line, Phone, Setting, Site};
-use crate::render::{Ready, ReadyFile, RenderError, Renderer, SharedRenderer, SiteFiles};
+use crate::render::{
+    FirmwareIndex, Ready, ReadyFile, RenderError, Renderer, SharedRenderer, SiteFiles,
+};
+use crate::store::firmware::{self as fw, Image, Target};
 use crate::store::{self, Conn, Scope, Store, StoreError};
+
+/// Size and modification time of a file, to notice edits.
+fn file_print(p: &std::path::Path) -> Option<(u64, Option<std::time::SystemTime>)> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
 
 /// Why publishing failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +32,8 @@ pub enum PublishError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error("firmware policy: {0}")]
+    Policy(#[from] crate::firmware::policy::PolicyError),
 }
 
 /// Everything needed to render one site.
@@ -30,6 +43,30 @@ struct Bundle {
     lines: Vec<(Mac, Line)>,
     settings: Vec<Setting>,
     uploads: Vec<(Mac, String, Vec<u8>)>,
+    /// Firmware assignments that can reach this site's phones, with their images.
+    firmware: Vec<(Target, Image)>,
+}
+
+/// The image a phone is to run: its own assignment, else its model's in the site, else the
+/// site's — only one that fits the phone's model — and only if the policy allows it now.
+fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a Image> {
+    let fits = |i: &&Image| i.models.contains(&phone.model);
+    let pick = |want: &dyn Fn(&Target) -> bool| {
+        b.firmware
+            .iter()
+            .find(|(t, i)| want(t) && fits(&i))
+            .map(|(_, i)| i)
+    };
+    let image = pick(&|t| matches!(t, Target::Phone { mac } if *mac == phone.mac))
+        .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == b.site.id && *model == phone.model)))
+        .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == b.site.id)))?;
+    let verdict = policy.check(&crate::rollout::facts_of(image));
+    if !verdict.allowed() {
+        tracing::error!(mac = %phone.mac, file = %image.file_name, refusals = ?verdict.refusals,
+            "assigned firmware is denied by the policy: not rendered");
+        return None;
+    }
+    Some(image)
 }
 
 /// Loads what rendering a site needs; with `only`, just that phone of the site (the site's
@@ -67,11 +104,27 @@ async fn load_bundle(
             (phone.into_iter().collect(), lines, uploads)
         }
     };
+    let images = fw::images(conn).await?;
+    let firmware = fw::assignments(conn)
+        .await?
+        .into_iter()
+        .filter(|(t, _)| match t {
+            Target::Site { site_id: s } | Target::SiteModel { site_id: s, .. } => *s == site_id,
+            Target::Phone { mac } => phones.iter().any(|p| p.mac == *mac),
+        })
+        .filter_map(|(t, sha)| {
+            images
+                .iter()
+                .find(|i| i.sha256 == sha)
+                .map(|i| (t, i.clone()))
+        })
+        .collect();
     Ok(Some(Bundle {
         phones,
         lines,
         settings: store::site_settings(conn, site_id).await?,
         uploads,
+        firmware,
         site,
     }))
 }
@@ -79,6 +132,7 @@ async fn load_bundle(
 /// Renders one phone's files, with its served-back uploads.
 fn phone_files(
     renderer: &Renderer,
+    policy: &Policy,
     b: &Bundle,
     phone: &Phone,
 ) -> Result<Vec<(String, Arc<ReadyFile>)>, RenderError> {
@@ -88,7 +142,9 @@ fn phone_files(
         .filter(|(m, _)| *m == phone.mac)
         .map(|(_, l)| l.clone())
         .collect();
-    let mut files = renderer.phone_files(&b.site, phone, &lines, &b.settings)?;
+    let image = target_image(b, phone, policy);
+    let firmware = image.map(|i| (i.file_name.as_str(), i.version.as_str()));
+    let mut files = renderer.phone_files(&b.site, phone, &lines, &b.settings, firmware)?;
     if let Some(vendor) = Catalog::get()
         .model(&phone.model)
         .and_then(|m| Catalog::get().vendor(&m.vendor))
@@ -118,6 +174,7 @@ fn vendor_of(phone: &Phone) -> String {
 /// a change commits); otherwise a failing part keeps its files from `previous` and is logged.
 fn build(
     renderer: &Renderer,
+    policy: &Policy,
     b: &Bundle,
     previous: Option<&SiteFiles>,
     strict: bool,
@@ -146,7 +203,7 @@ fn build(
     }
     for phone in &b.phones {
         out.phones.insert(phone.mac, vendor_of(phone));
-        match phone_files(renderer, b, phone) {
+        match phone_files(renderer, policy, b, phone) {
             Ok(files) => out.files.extend(files),
             Err(e) if !strict => {
                 tracing::error!(mac = %phone.mac, site = %b.site.name, error = %e, "phone files not re-rendered; serving the last good ones");
@@ -171,25 +228,26 @@ fn build(
 pub async fn trial_render(
     conn: &mut Conn,
     renderer: &Renderer,
+    policy: &Policy,
     scope: Scope,
 ) -> Result<(), PublishError> {
     match scope {
         Scope::Phone(site_id, mac) => {
             if let Some(b) = load_bundle(conn, site_id, Some(mac)).await? {
                 for phone in &b.phones {
-                    phone_files(renderer, &b, phone)?;
+                    phone_files(renderer, policy, &b, phone)?;
                 }
             }
         }
         Scope::Site(site_id) => {
             if let Some(b) = load_bundle(conn, site_id, None).await? {
-                build(renderer, &b, None, true)?;
+                build(renderer, policy, &b, None, true)?;
             }
         }
         Scope::All => {
             for site in store::list_sites(conn).await? {
                 if let Some(b) = load_bundle(conn, site.id, None).await? {
-                    build(renderer, &b, None, true)?;
+                    build(renderer, policy, &b, None, true)?;
                 }
             }
         }
@@ -202,23 +260,30 @@ pub async fn trial_render(
 pub async fn render_site(
     conn: &mut Conn,
     renderer: &Renderer,
+    policy: &Policy,
     site_id: i64,
     only: Option<Mac>,
 ) -> Result<Option<SiteFiles>, PublishError> {
     let Some(b) = load_bundle(conn, site_id, only).await? else {
         return Ok(None);
     };
-    Ok(Some(build(renderer, &b, None, true)?))
+    Ok(Some(build(renderer, policy, &b, None, true)?))
 }
 
 /// Re-renders one phone inside a site's files.
-fn rebuild_phone(renderer: &Renderer, b: &Bundle, prev: &SiteFiles, mac: Mac) -> SiteFiles {
+fn rebuild_phone(
+    renderer: &Renderer,
+    policy: &Policy,
+    b: &Bundle,
+    prev: &SiteFiles,
+    mac: Mac,
+) -> SiteFiles {
     let mut out = prev.clone();
     out.files.retain(|_, f| f.mac != Some(mac));
     out.phones.remove(&mac);
     if let Some(phone) = b.phones.iter().find(|p| p.mac == mac) {
         out.phones.insert(mac, vendor_of(phone));
-        match phone_files(renderer, b, phone) {
+        match phone_files(renderer, policy, b, phone) {
             Ok(files) => out.files.extend(files),
             Err(e) => {
                 tracing::error!(%mac, site = %b.site.name, error = %e, "phone files not re-rendered; serving the last good ones");
@@ -234,11 +299,77 @@ fn rebuild_phone(renderer: &Renderer, b: &Bundle, prev: &SiteFiles, mac: Mac) ->
     out
 }
 
+/// Phones whose assigned image the policy denies: (MAC, file name). The same choice of image as
+/// [`target_image`], without the policy's veto.
+pub async fn denied_assignments(
+    conn: &mut Conn,
+    policy: &Policy,
+) -> Result<Vec<(Mac, String)>, StoreError> {
+    let images = fw::images(conn).await?;
+    let assigned = fw::assignments(conn).await?;
+    let mut out = Vec::new();
+    for p in store::list_phones(conn, None).await? {
+        let fits = |sha: &String| {
+            images
+                .iter()
+                .find(|i| i.sha256 == *sha && i.models.contains(&p.model))
+        };
+        let pick = |want: &dyn Fn(&Target) -> bool| {
+            assigned
+                .iter()
+                .find(|(t, sha)| want(t) && fits(sha).is_some())
+                .and_then(|(_, sha)| fits(sha))
+        };
+        let image = pick(&|t| matches!(t, Target::Phone { mac } if *mac == p.mac))
+            .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == p.site_id && *model == p.model)))
+            .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == p.site_id)));
+        if let Some(i) = image {
+            if !policy.check(&crate::rollout::facts_of(i)).allowed() {
+                out.push((p.mac, i.file_name.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which stored images may be served, by content, under `policy`.
+async fn firmware_index(
+    conn: &mut Conn,
+    policy: &Policy,
+    dir: &std::path::Path,
+) -> Result<FirmwareIndex, StoreError> {
+    let mut idx = FirmwareIndex::default();
+    for i in fw::images(conn).await? {
+        if policy.check(&crate::rollout::facts_of(&i)).allowed() {
+            idx.allowed.insert(i.sha256.clone());
+            idx.by_name.insert(
+                i.file_name.clone(),
+                (dir.join(format!("{}.img", i.sha256)), i.sha256),
+            );
+        } else {
+            idx.denied.insert(i.sha256);
+        }
+    }
+    for (sha, _, _) in fw::refused(conn).await? {
+        idx.denied.insert(sha);
+    }
+    for r in &policy.rules {
+        if r.kind == crate::firmware::policy::Kind::Deny {
+            idx.denied.extend(r.sha256.iter().cloned());
+        }
+    }
+    Ok(idx)
+}
+
 /// Follows the database and the template directory, keeping `ready` current.
 pub struct Publisher {
     store: Store,
     ready: Arc<Ready>,
     renderer: SharedRenderer,
+    policy: SharedPolicy,
+    policy_path: PathBuf,
+    policy_print: Option<(u64, Option<std::time::SystemTime>)>,
+    firmware_dir: PathBuf,
     public_url: String,
     template_dir: PathBuf,
     template_print: Vec<(String, u64, Option<std::time::SystemTime>)>,
@@ -253,13 +384,21 @@ impl Publisher {
         ready: Arc<Ready>,
         public_url: &str,
         template_dir: PathBuf,
+        data_dir: PathBuf,
     ) -> Result<Publisher, PublishError> {
         let template_print = crate::render::templates::fingerprint(&template_dir);
+        let policy_path = data_dir.join(crate::firmware::policy::OPERATOR_FILE);
+        let policy_print = file_print(&policy_path);
+        let policy = SharedPolicy::new(Policy::load(&policy_path)?);
         let renderer = SharedRenderer::new(Renderer::new(public_url, Some(&template_dir))?);
         let mut p = Publisher {
             store,
             ready,
             renderer,
+            policy,
+            policy_path,
+            policy_print,
+            firmware_dir: data_dir.join("firmware"),
             public_url: public_url.to_string(),
             template_dir,
             template_print,
@@ -269,6 +408,11 @@ impl Publisher {
         Ok(p)
     }
 
+    /// The firmware policy this publisher enforces, to share with the verbs.
+    pub fn policy(&self) -> SharedPolicy {
+        self.policy.clone()
+    }
+
     /// The renderer this publisher uses, to share with the verbs that change data.
     pub fn renderer(&self) -> SharedRenderer {
         self.renderer.clone()
@@ -276,6 +420,7 @@ impl Publisher {
 
     async fn rebuild_all(&mut self) -> Result<(), PublishError> {
         let renderer = self.renderer.get();
+        let policy = self.policy.get();
         let mut conn = self.store.conn().await?;
         // Read the sequence first: a change landing during the build is seen again next time.
         self.seq = store::last_change(&mut conn).await?;
@@ -285,20 +430,51 @@ impl Publisher {
             if let Some(b) = load_bundle(&mut conn, site.id, None).await? {
                 sites.push(build(
                     &renderer,
+                    &policy,
                     &b,
                     old.site_by_id(site.id).map(|s| s.as_ref()),
                     false,
                 )?);
             }
         }
+        self.ready
+            .set_firmware(firmware_index(&mut conn, &policy, &self.firmware_dir).await?);
         let n: usize = sites.iter().map(|s| s.files.len()).sum();
         tracing::info!(sites = sites.len(), files = n, "rendered all sites");
         self.ready.replace_all(sites);
         Ok(())
     }
 
-    /// One pass: reload templates if their files changed, then apply new changes.
+    /// One pass: reload the policy and templates if their files changed, then apply new changes.
     pub async fn poll(&mut self) -> Result<(), PublishError> {
+        let pp = file_print(&self.policy_path);
+        if pp != self.policy_print {
+            self.policy_print = pp;
+            match Policy::load(&self.policy_path) {
+                Ok(p) => {
+                    let mut conn = self.store.conn().await?;
+                    let before = denied_assignments(&mut conn, &self.policy.get()).await?;
+                    let after = denied_assignments(&mut conn, &p).await?;
+                    drop(conn);
+                    self.policy.set(p);
+                    let newly: Vec<String> = after
+                        .iter()
+                        .filter(|a| !before.contains(a))
+                        .map(|(m, f)| format!("{} ({f})", m.colon()))
+                        .collect();
+                    if newly.is_empty() {
+                        tracing::info!(path = %self.policy_path.display(), "firmware policy reloaded");
+                    } else {
+                        tracing::warn!(path = %self.policy_path.display(), phones = ?newly,
+                            "firmware policy reloaded: it denies images assigned to these phones; their files no longer reference them");
+                    }
+                    return self.rebuild_all().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "firmware policy refused; the previous policy stays in force")
+                }
+            }
+        }
         let print = crate::render::templates::fingerprint(&self.template_dir);
         if print != self.template_print {
             self.template_print = print;
@@ -323,6 +499,7 @@ impl Publisher {
             return self.rebuild_all().await;
         }
         let renderer = self.renderer.get();
+        let policy = self.policy.get();
         let mut whole: HashSet<i64> = HashSet::new();
         let mut phones: Vec<(i64, Mac)> = Vec::new();
         for (_, scope) in &changes {
@@ -354,7 +531,7 @@ impl Publisher {
                     let mut cur = prev;
                     for mac in macs {
                         match load_bundle(&mut conn, site_id, Some(mac)).await? {
-                            Some(b) => cur = rebuild_phone(&renderer, &b, &cur, mac),
+                            Some(b) => cur = rebuild_phone(&renderer, &policy, &b, &cur, mac),
                             None => break,
                         }
                     }
@@ -362,10 +539,10 @@ impl Publisher {
                 }
                 prev => match load_bundle(&mut conn, site_id, None).await? {
                     Some(b) => match (prev, whole.contains(&site_id)) {
-                        (Some(prev), false) => macs
-                            .iter()
-                            .fold(prev, |cur, mac| rebuild_phone(&renderer, &b, &cur, *mac)),
-                        (prev, _) => build(&renderer, &b, prev.as_ref(), false)?,
+                        (Some(prev), false) => macs.iter().fold(prev, |cur, mac| {
+                            rebuild_phone(&renderer, &policy, &b, &cur, *mac)
+                        }),
+                        (prev, _) => build(&renderer, &policy, &b, prev.as_ref(), false)?,
                     },
                     None => {
                         let ids = old

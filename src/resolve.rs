@@ -4,6 +4,11 @@
 //! name, refusing anything that is not a plain file name → find the site → find the rendered
 //! file (or the alias that stands for the phone's own file), else the operator's static file
 //! of that name in `<data-dir>/files/` → record last-seen → [`Resolution`].
+//!
+//! Firmware is judged by content, not name: a stored image is served only while the policy
+//! allows it, and a static file is never served if its sha256 is denied, nor, when its name
+//! looks like firmware (`.rom`, `.ld`, `.bin`, `.rfs`, `.img`), unless it is a stored image the
+//! policy allows.
 //! Every miss is the same `NotFound`: an unknown MAC, a wrong site key and a missing file look
 //! alike to the caller. Transports map the resolution to their wire format and nothing else.
 
@@ -65,6 +70,34 @@ pub struct DiskFile {
     pub etag: String,
 }
 
+/// How a transfer that runs in steps (TFTP) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferEnd {
+    Done,
+    /// The client sent an error.
+    ClientError(String),
+    /// No answer after the last retry.
+    Abandoned,
+    /// The client's port closed.
+    Gone,
+}
+
+/// Something that answers file requests: the provisioning [`Resolver`], or the recovery
+/// responder. Transports call it and nothing else.
+pub trait Responder: Send + Sync + 'static {
+    fn respond(&self, facts: &RequestFacts<'_>) -> Resolution;
+    /// Now and then during a transfer: bytes the client has acknowledged, of `total`.
+    fn progress(&self, _peer: std::net::SocketAddr, _file: &str, _acked: u64, _total: u64) {}
+    /// Once, when a transfer ends.
+    fn finished(&self, _peer: std::net::SocketAddr, _file: &str, _end: &TransferEnd, _bytes: u64) {}
+}
+
+impl Responder for Resolver {
+    fn respond(&self, facts: &RequestFacts<'_>) -> Resolution {
+        self.resolve(facts)
+    }
+}
+
 /// Where a request points: a site key (or none, for the key-less root) and a file name, with
 /// the MAC part of a per-MAC name in lowercase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +157,19 @@ pub struct Resolver {
     seen: Arc<SeenBuffer>,
     /// Operators' static files (ring tones, language packs, images), served by name.
     files_dir: Option<Arc<PathBuf>>,
+    /// sha256 of static files, by path, valid while size and modification time hold.
+    digests: Arc<std::sync::Mutex<DigestCache>>,
+}
+
+/// sha256 by path, with the size and modification time it was computed for.
+type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, String)>;
+
+/// Names that firmware images go by.
+fn looks_like_firmware(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [".rom", ".ld", ".bin", ".rfs", ".img"]
+        .iter()
+        .any(|e| n.ends_with(e))
 }
 
 impl Resolver {
@@ -132,7 +178,61 @@ impl Resolver {
             ready,
             seen,
             files_dir: files_dir.map(Arc::new),
+            digests: Default::default(),
         }
+    }
+
+    /// The sha256 of a file, from the cache while the file is unchanged.
+    fn digest(&self, path: &std::path::Path, len: u64, mtime: u128) -> Option<String> {
+        if let Ok(g) = self.digests.lock() {
+            if let Some((l, m, d)) = g.get(path) {
+                if *l == len && *m == mtime {
+                    return Some(d.clone());
+                }
+            }
+        }
+        use sha2::Digest;
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).ok()?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        let d = hex::encode(h.finalize());
+        if let Ok(mut g) = self.digests.lock() {
+            g.insert(path.to_path_buf(), (len, mtime, d.clone()));
+        }
+        Some(d)
+    }
+
+    /// A stored firmware image the policy allows, by the name phones fetch it by.
+    fn stored_image(&self, name: &str) -> Option<DiskFile> {
+        let fw = self.ready.firmware();
+        let (path, sha) = fw.by_name.get(name)?;
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        // The bytes on disk must still be the image the policy passed.
+        let digest = self.digest(path, meta.len(), mtime)?;
+        if digest != *sha {
+            tracing::error!(file = %path.display(), expected = %sha, found = %digest,
+                "stored firmware image altered on disk: not served");
+            return None;
+        }
+        Some(DiskFile {
+            path: path.clone(),
+            len: meta.len(),
+            etag: format!("\"{}\"", &sha[..32]),
+        })
     }
 
     /// A regular file of that name directly in the files directory. Hidden names are not
@@ -149,6 +249,19 @@ impl Resolver {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // By content: a denied image is never served, whatever it is called; an unknown image
+        // is not served either, since nothing vouches for it.
+        let fw = self.ready.firmware();
+        let digest = self.digest(&path, meta.len(), mtime)?;
+        if fw.denied.contains(&digest) {
+            tracing::warn!(file = %path.display(), sha256 = %digest, "refused to serve a denied firmware image");
+            return None;
+        }
+        if looks_like_firmware(name) && !fw.allowed.contains(&digest) {
+            tracing::warn!(file = %path.display(), sha256 = %digest,
+                "refused to serve an image the firmware store does not vouch for; add it with `phoneprov firmware add`");
+            return None;
+        }
         Some(DiskFile {
             etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
             len: meta.len(),
@@ -179,7 +292,13 @@ impl Resolver {
                 Some(key) => snap.site_by_key(key).is_some(),
                 None => !snap.keyless().is_empty(),
             };
-            return match allowed.then(|| self.disk(&target.name)).flatten() {
+            return match allowed
+                .then(|| {
+                    self.stored_image(&target.name)
+                        .or_else(|| self.disk(&target.name))
+                })
+                .flatten()
+            {
                 Some(d) => Resolution::Disk(d),
                 None => Resolution::NotFound,
             };

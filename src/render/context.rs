@@ -73,6 +73,15 @@ pub struct SettingCtx {
     pub value: String,
 }
 
+/// The firmware image a phone is to run, already passed by the policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirmwareCtx {
+    pub file_name: String,
+    pub version: String,
+    /// Where the phone fetches it: the site's URL and the file name.
+    pub url: String,
+}
+
 /// Context of a file that exists once per phone.
 #[derive(Serialize)]
 pub struct PhoneFileCtx<'a> {
@@ -81,6 +90,7 @@ pub struct PhoneFileCtx<'a> {
     pub model: &'a Model,
     pub lines: Vec<LineCtx>,
     pub settings: Vec<SettingCtx>,
+    pub firmware: Option<FirmwareCtx>,
 }
 
 /// Context of a file that exists once per site (`code` set for per-common-file-code files).
@@ -109,9 +119,20 @@ pub fn merge_settings(
     vendor: &str,
     phone: Option<&Phone>,
 ) -> Vec<SettingCtx> {
+    let reserved = crate::catalog::Catalog::get()
+        .vendor(vendor)
+        .map(|v| v.reserved_keys.clone())
+        .unwrap_or_default();
     let mut applicable: Vec<&Setting> = settings
         .iter()
         .filter(|s| s.vendor.as_deref().is_none_or(|v| v == vendor))
+        // Reserved keys never reach a file, whatever the database holds.
+        .filter(|s| {
+            let k = s.key.to_ascii_lowercase();
+            !reserved
+                .iter()
+                .any(|p| k.starts_with(&p.to_ascii_lowercase()))
+        })
         .filter(|s| match (&s.layer, phone) {
             (Layer::Site { site_id }, _) => *site_id == site.id,
             (Layer::Model { model }, Some(p)) => *model == p.model,

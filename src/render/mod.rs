@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use context::{PhoneCtx, PhoneFileCtx, SiteCtx, SiteFileCtx, merge_settings, parse_time_zone};
-pub use ready::{Ready, ReadyFile, SiteFiles, Snapshot};
+pub use ready::{FirmwareIndex, Ready, ReadyFile, SiteFiles, Snapshot};
 
 use crate::catalog::{Catalog, Scope, Vendor};
 use crate::model::{Line, Phone, Setting, Site};
@@ -190,13 +190,15 @@ impl Renderer {
         Ok(out)
     }
 
-    /// The files of one phone.
+    /// The files of one phone; `firmware` is the (file name, version) of its target image,
+    /// which the caller has already passed through the policy.
     pub fn phone_files(
         &self,
         site: &Site,
         phone: &Phone,
         lines: &[Line],
         settings: &[Setting],
+        firmware: Option<(&str, &str)>,
     ) -> Result<Vec<Rendered>, RenderError> {
         let catalog = Catalog::get();
         let model = catalog
@@ -224,6 +226,11 @@ impl Renderer {
                     .map(Into::into)
                     .collect(),
                 settings: merge_settings(settings, site, &vendor.vendor, Some(phone)),
+                firmware: firmware.map(|(name, version)| context::FirmwareCtx {
+                    url: format!("{}{name}", site_ctx.url),
+                    file_name: name.to_string(),
+                    version: version.to_string(),
+                }),
             };
             let name = spec.name.replace("{mac}", &phone.mac.to_string());
             let file = self.render(&vendor.vendor, &spec.template, &ctx)?;

@@ -92,10 +92,23 @@ impl Snapshot {
     }
 }
 
+/// Which firmware images may be served, by content.
+#[derive(Debug, Default)]
+pub struct FirmwareIndex {
+    /// Stored images the policy allows, by the file name phones fetch: (path, sha256).
+    pub by_name: HashMap<String, (std::path::PathBuf, String)>,
+    /// Digests of stored images the policy allows.
+    pub allowed: HashSet<String>,
+    /// Digests known to be denied: refused at import, stored but now denied, or named by a
+    /// policy rule.
+    pub denied: HashSet<String>,
+}
+
 /// The current snapshot, replaced site by site as data changes.
 #[derive(Debug, Default)]
 pub struct Ready {
     current: RwLock<Arc<Snapshot>>,
+    firmware: RwLock<Arc<FirmwareIndex>>,
 }
 
 impl Ready {
@@ -104,6 +117,20 @@ impl Ready {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn firmware(&self) -> Arc<FirmwareIndex> {
+        match self.firmware.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_firmware(&self, f: FirmwareIndex) {
+        match self.firmware.write() {
+            Ok(mut g) => *g = Arc::new(f),
+            Err(p) => *p.into_inner() = Arc::new(f),
         }
     }
 

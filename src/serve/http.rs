@@ -235,7 +235,7 @@ impl IntoResponse for ApiError {
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
-            E::Render(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Render(_) | E::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::Store(e) => {
                 tracing::error!(error = %e, "admin request failed");
                 return (

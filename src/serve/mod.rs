@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub template_dir: std::path::PathBuf,
     /// Operators' static files, served by both transports.
     pub files_dir: std::path::PathBuf,
+    /// The data dir (firmware store, operator policy).
+    pub data_dir: std::path::PathBuf,
     pub admin_token: String,
     pub upload_cap: usize,
     /// How often the database and templates are checked for changes.
@@ -97,15 +99,19 @@ pub async fn run(
         ready.clone(),
         &public_url,
         cfg.template_dir.clone(),
+        cfg.data_dir.clone(),
     )
     .await?;
     let renderer = publisher.renderer();
+    let policy = publisher.policy();
     let seen = Arc::new(SeenBuffer::default());
     let state = http::AppState::new(http::AppInner {
         resolver: Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone())),
         manager: Manager {
             store: store.clone(),
             renderer,
+            policy,
+            firmware_dir: cfg.data_dir.join("firmware"),
         },
         admin_token: Arc::new(cfg.admin_token.clone()),
         upload_cap: cfg.upload_cap,
@@ -137,10 +143,10 @@ pub async fn run(
     };
 
     let tftp_task = tftp_sock.map(|sock| {
-        let resolver = state.resolver.clone();
+        let files: Arc<dyn tftp::Files> = Arc::new(state.resolver.clone());
         tokio::spawn(tftp::run(
             sock,
-            resolver,
+            files,
             cfg.tftp_cfg.clone(),
             wait_stop(stop_rx.clone()),
         ))

@@ -5,6 +5,7 @@
 //! alters what phones receive appends to `changes` in the same transaction ([`log_change`]);
 //! a running server follows that log to re-render.
 
+pub mod firmware;
 mod phones;
 mod seen;
 mod settings;

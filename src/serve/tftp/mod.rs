@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
-use crate::resolve::Resolver;
+pub use crate::resolve::Responder as Files;
 use packet::{ErrorCode, Packet};
 
 /// Limits and timings of the TFTP transport.
@@ -60,7 +60,7 @@ async fn refuse(sock: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &s
 /// Serves TFTP on `sock` until `shutdown` resolves; running transfers finish on their own.
 pub async fn run(
     sock: UdpSocket,
-    resolver: Resolver,
+    files: Arc<dyn Files>,
     cfg: TftpConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -89,9 +89,9 @@ pub async fn run(
                     refuse(&sock, peer, ErrorCode::NotDefined, "server busy, try again").await;
                     continue;
                 };
-                let (resolver, cfg) = (resolver.clone(), cfg.clone());
+                let (files, cfg) = (files.clone(), cfg.clone());
                 tokio::spawn(async move {
-                    transfer::serve_read(peer, local_ip, req, &resolver, &cfg).await;
+                    transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg).await;
                     drop(permit);
                 });
             }

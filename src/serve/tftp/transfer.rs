@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
-use super::TftpConfig;
 use super::packet::{ErrorCode, Mode, Packet, Request};
 use super::source::{Source, to_netascii};
-use crate::resolve::{RequestFacts, Resolution, Resolver, Transport};
+use super::{Files, TftpConfig};
+use crate::resolve::{RequestFacts, Resolution, Transport};
 
 /// The one answer to every miss: unknown MAC, wrong site key, missing file, refused path.
 const NOT_FOUND: &str = "File not found";
@@ -63,21 +63,14 @@ pub fn negotiate(req: &Request, size: u64, cfg: &TftpConfig) -> Result<Agreed, S
     Ok(a)
 }
 
-/// How a transfer ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    Done,
-    ClientError(String),
-    Abandoned,
-    Gone,
-}
+use crate::resolve::TransferEnd as End;
 
 /// Serves one read request to `peer` from a socket of its own.
 pub async fn serve_read(
     peer: SocketAddr,
     local_ip: Option<IpAddr>,
     req: Request,
-    resolver: &Resolver,
+    files: &dyn Files,
     cfg: &TftpConfig,
 ) {
     let bind_ip = local_ip.unwrap_or(if peer.is_ipv4() {
@@ -116,7 +109,7 @@ pub async fn serve_read(
         user_agent: None,
         transport: Transport::Tftp,
     };
-    let mut source = match resolver.resolve(&facts) {
+    let mut source = match files.respond(&facts) {
         Resolution::Found(f) => Source::Memory(f.bytes.clone()),
         Resolution::Disk(d) => match std::fs::File::open(&d.path) {
             Ok(f) => Source::disk(f, d.len, 64 * 1024),
@@ -158,7 +151,9 @@ pub async fn serve_read(
     };
     let started = Instant::now();
     let len = source.len();
-    let (end, sent) = send(&sock, &mut source, &agreed, cfg).await;
+    let report = |acked: u64| files.progress(peer, &req.filename, acked, len);
+    let (end, sent) = send(&sock, &mut source, &agreed, cfg, &report).await;
+    files.finished(peer, &req.filename, &end, len);
     let secs = started.elapsed().as_secs_f64();
     match end {
         End::Done => {
@@ -227,7 +222,13 @@ fn ack_to_block(ack: u16, base: u64, sent_hi: u64) -> Option<u64> {
 }
 
 /// Sends the OACK (if any) and every block; returns how it ended and how many packets went.
-async fn send(sock: &UdpSocket, src: &mut Source, a: &Agreed, cfg: &TftpConfig) -> (End, u64) {
+async fn send(
+    sock: &UdpSocket,
+    src: &mut Source,
+    a: &Agreed,
+    cfg: &TftpConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> (End, u64) {
     let mut rx = vec![0u8; 1024];
     let mut packets = 0u64;
     let backoff = |t: Duration| (t * 2).min(a.timeout * 8);
@@ -296,6 +297,10 @@ async fn send(sock: &UdpSocket, src: &mut Source, a: &Agreed, cfg: &TftpConfig) 
                     Some(b) if b >= base => {
                         if b == last {
                             return (End::Done, packets);
+                        }
+                        // About every 1 MiB, the caller hears how far the client has got.
+                        if (b * bs) >> 20 != ((base - 1) * bs) >> 20 {
+                            progress((b * bs).min(src.len()));
                         }
                         base = b + 1;
                         tries = 0;
