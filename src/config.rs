@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// Zero-touch provisioning server for Yealink and Polycom desk phones.
 #[derive(Debug, Parser)]
-#[command(name = "phoneprov", version, about, propagate_version = true)]
+#[command(name = "phoneprov", version, about)]
 pub struct Cli {
     /// Directory holding the database, the admin token, uploads and template overrides.
     #[arg(long, env = "PHONEPROV_DATA_DIR", global = true, value_name = "DIR")]
@@ -455,6 +455,12 @@ fn default_public_url(http: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn urls() {

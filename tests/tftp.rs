@@ -39,10 +39,10 @@ fn setup(extra: &[&str]) -> (Env, String, Server) {
     let key = env.seed();
     let files = env.data_dir().join("files");
     std::fs::create_dir_all(&files).unwrap();
-    std::fs::write(files.join("empty.bin"), b"").unwrap();
-    std::fs::write(files.join("k1024.bin"), image(1024, 1)).unwrap();
-    std::fs::write(files.join("b5000.bin"), image(5000, 2)).unwrap();
-    std::fs::write(files.join("m256k.bin"), image(256 * 1024, 3)).unwrap();
+    std::fs::write(files.join("empty.dat"), b"").unwrap();
+    std::fs::write(files.join("k1024.dat"), image(1024, 1)).unwrap();
+    std::fs::write(files.join("b5000.dat"), image(5000, 2)).unwrap();
+    std::fs::write(files.join("m256k.dat"), image(256 * 1024, 3)).unwrap();
     let mut args = vec!["--tftp-timeout-ms", "300", "--tftp-retries", "2"];
     args.extend_from_slice(extra);
     let srv = env.start_with(&args);
@@ -206,11 +206,12 @@ fn run_client(cmd: &mut Command) {
 async fn three_real_clients_fetch_rendered_files_and_a_43_mb_image() {
     let env = Env::new();
     let key = env.seed();
-    let files = env.data_dir().join("files");
-    std::fs::create_dir_all(&files).unwrap();
+    // The image goes through the firmware store, as an operator's would.
     let img = image(43_000_000, 42);
     let rom = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.45(20211130).rom";
-    std::fs::write(files.join(rom), &img).unwrap();
+    let upload = tempfile::tempdir().unwrap();
+    std::fs::write(upload.path().join(rom), &img).unwrap();
+    env.ok(&["firmware", "add", upload.path().join(rom).to_str().unwrap()]);
     let srv = env.start();
     let (host, port) = srv.tftp.split_once(':').unwrap();
     let (host, port) = (host.to_string(), port.to_string());
@@ -361,10 +362,10 @@ async fn three_real_clients_fetch_rendered_files_and_a_43_mb_image() {
 fn options_are_acknowledged_only_when_asked() {
     let (_env, key, srv) = setup(&[]);
     let c = Raw::new(&srv.tftp);
-    let http = std::fs::read(_env.data_dir().join("files/b5000.bin")).unwrap();
+    let http = std::fs::read(_env.data_dir().join("files/b5000.dat")).unwrap();
 
     // No options: straight to DATA 1, 512 bytes.
-    c.send_to_listener(&rrq(&format!("p/{key}/b5000.bin"), "octet", &[]));
+    c.send_to_listener(&rrq(&format!("p/{key}/b5000.dat"), "octet", &[]));
     let (op, block, data, from) = c.recv().unwrap();
     assert_eq!((op, block, data.len()), (3, 1, 512));
     assert_ne!(
@@ -377,7 +378,7 @@ fn options_are_acknowledged_only_when_asked() {
     // Options: OACK with exactly the known, asked ones; tsize is the real size.
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(
-        &format!("p/{key}/b5000.bin"),
+        &format!("p/{key}/b5000.dat"),
         "octet",
         &[("blksize", "1024"), ("tsize", "0"), ("nonsense", "1")],
     ));
@@ -398,7 +399,7 @@ fn options_are_acknowledged_only_when_asked() {
     // Out of range: clamped down; below 8: refused with error 8.
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(
-        &format!("p/{key}/b5000.bin"),
+        &format!("p/{key}/b5000.dat"),
         "octet",
         &[("blksize", "70000")],
     ));
@@ -410,7 +411,7 @@ fn options_are_acknowledged_only_when_asked() {
     );
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(
-        &format!("p/{key}/b5000.bin"),
+        &format!("p/{key}/b5000.dat"),
         "octet",
         &[("blksize", "7")],
     ));
@@ -445,7 +446,7 @@ fn options_are_acknowledged_only_when_asked() {
     // A client that refuses the OACK ends the transfer.
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(
-        &format!("p/{key}/b5000.bin"),
+        &format!("p/{key}/b5000.dat"),
         "octet",
         &[("blksize", "1024")],
     ));
@@ -464,7 +465,7 @@ fn lost_and_duplicated_packets() {
     let (_env, key, srv) = setup(&[]);
     // Dropped DATA / lost ACK: the server retransmits the same block after its timeout.
     let c = Raw::new(&srv.tftp);
-    c.send_to_listener(&rrq(&format!("p/{key}/k1024.bin"), "octet", &[]));
+    c.send_to_listener(&rrq(&format!("p/{key}/k1024.dat"), "octet", &[]));
     let (_, b1, d1, from) = c.recv().unwrap();
     assert_eq!(b1, 1);
     let (op, again, d1b, _) = c.recv().expect("retransmitted after the timeout");
@@ -487,7 +488,7 @@ fn lost_and_duplicated_packets() {
 
     // Empty file: one empty DATA.
     let c = Raw::new(&srv.tftp);
-    c.send_to_listener(&rrq(&format!("p/{key}/empty.bin"), "octet", &[]));
+    c.send_to_listener(&rrq(&format!("p/{key}/empty.dat"), "octet", &[]));
     let (op, b, d, from) = c.recv().unwrap();
     assert_eq!((op, b, d.len()), (3, 1, 0));
     c.sock.send_to(&ack(1), from).unwrap();
@@ -497,10 +498,10 @@ fn lost_and_duplicated_packets() {
 #[test]
 fn window_of_blocks_and_partial_acks() {
     let (env, key, srv) = setup(&[]);
-    let want = std::fs::read(env.data_dir().join("files/b5000.bin")).unwrap(); // 10 blocks of 512
+    let want = std::fs::read(env.data_dir().join("files/b5000.dat")).unwrap(); // 10 blocks of 512
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(
-        &format!("p/{key}/b5000.bin"),
+        &format!("p/{key}/b5000.dat"),
         "octet",
         &[("windowsize", "4")],
     ));
@@ -535,7 +536,7 @@ fn a_vanished_client_frees_its_transfer() {
     let (_env, key, srv) = setup(&[]);
     // Silent client: retransmissions, then abandoned (300 ms, backoff, 2 retries: ~2 s).
     let c = Raw::new(&srv.tftp);
-    c.send_to_listener(&rrq(&format!("p/{key}/m256k.bin"), "octet", &[]));
+    c.send_to_listener(&rrq(&format!("p/{key}/m256k.dat"), "octet", &[]));
     let (_, _, _, from) = c.recv().unwrap();
     let start = std::time::Instant::now();
     let mut copies = 1;
@@ -560,7 +561,7 @@ fn a_vanished_client_frees_its_transfer() {
 
     // A client that closes its socket: the server learns it from ICMP and stops at once.
     let gone = Raw::new(&srv.tftp);
-    gone.send_to_listener(&rrq(&format!("p/{key}/m256k.bin"), "octet", &[]));
+    gone.send_to_listener(&rrq(&format!("p/{key}/m256k.dat"), "octet", &[]));
     gone.recv().unwrap();
     drop(gone);
     wait_log(&srv, |l| l.contains("client unreachable"))
@@ -645,11 +646,11 @@ fn malformed_packets_never_stop_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_transfers_complete() {
     let (env, key, srv) = setup(&[]);
-    let want = sha(&std::fs::read(env.data_dir().join("files/m256k.bin")).unwrap());
+    let want = sha(&std::fs::read(env.data_dir().join("files/m256k.dat")).unwrap());
     let mut tasks = Vec::new();
     for i in 0..200 {
         let server = srv.tftp.clone();
-        let name = format!("p/{key}/m256k.bin");
+        let name = format!("p/{key}/m256k.dat");
         tasks.push(tokio::spawn(async move {
             let opts: &[(&str, &str)] = if i % 2 == 0 {
                 &[("blksize", "1468")]
