@@ -643,6 +643,11 @@ impl Manager {
                 v.display
             )));
         }
+        if let Some(why) = self.policy.get().denied_in_text(value) {
+            return Err(Error::Invalid(format!(
+                "the value of '{key}' names a denied firmware image: {why}"
+            )));
+        }
         let mut tx = self.store.begin().await?;
         let (layer, scope, vendor) = self.layer(&mut tx, layer).await?;
         let s = Setting {

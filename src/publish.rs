@@ -129,6 +129,23 @@ async fn load_bundle(
     }))
 }
 
+/// The settings that may reach a file: a raw setting whose value names an image the policy
+/// denies is left out (and logged), whatever its layer. The verbs refuse such values; this
+/// catches rows that predate the policy, for every file, per phone or per site.
+fn allowed_settings(settings: &[Setting], policy: &Policy) -> Vec<Setting> {
+    settings
+        .iter()
+        .filter(|s| match policy.denied_in_text(&s.value) {
+            Some(why) => {
+                tracing::warn!(key = %s.key, layer = ?s.layer, %why, "setting names a denied image: left out");
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect()
+}
+
 /// Renders one phone's files, with its served-back uploads.
 fn phone_files(
     renderer: &Renderer,
@@ -143,8 +160,9 @@ fn phone_files(
         .map(|(_, l)| l.clone())
         .collect();
     let image = target_image(b, phone, policy);
+    let settings = allowed_settings(&b.settings, policy);
     let firmware = image.map(|i| (i.file_name.as_str(), i.version.as_str()));
-    let mut files = renderer.phone_files(&b.site, phone, &lines, &b.settings, firmware)?;
+    let mut files = renderer.phone_files(&b.site, phone, &lines, &settings, firmware)?;
     if let Some(vendor) = Catalog::get()
         .model(&phone.model)
         .and_then(|m| Catalog::get().vendor(&m.vendor))
@@ -186,7 +204,7 @@ fn build(
         allow_keyless: b.site.allow_keyless,
         ..Default::default()
     };
-    match renderer.site_files(&b.site, &b.settings) {
+    match renderer.site_files(&b.site, &allowed_settings(&b.settings, policy)) {
         Ok(files) => out.files.extend(files),
         Err(e) if !strict => {
             tracing::error!(site = %b.site.name, error = %e, "site files not re-rendered; serving the last good ones");

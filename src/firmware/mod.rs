@@ -109,6 +109,15 @@ pub fn identify(file_name: &str) -> Option<Identity> {
     })
 }
 
+/// Image names mentioned in a text (a setting's value): tokens that [`identify`] recognises.
+pub fn images_named_in(text: &str) -> Vec<Identity> {
+    text.split(|c: char| {
+        c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '=' | '?' | '&' | '\\')
+    })
+    .filter_map(identify)
+    .collect()
+}
+
 /// The catalogue models an image of `vendor` and `version` fits: the listed ones whose family
 /// matches, or, with none listed, every model of the version's family.
 pub fn fitting_models(vendor: &str, version: &Version, listed: &[String]) -> Vec<String> {

@@ -271,6 +271,19 @@ impl Policy {
         Ok(Policy { rules })
     }
 
+    /// Why a text (a setting's value) may not be written: it names an image the policy denies.
+    pub fn denied_in_text(&self, text: &str) -> Option<String> {
+        super::images_named_in(text).into_iter().find_map(|id| {
+            let v = self.check(&Facts {
+                vendor: id.vendor,
+                version: id.version,
+                models: id.models,
+                sha256: None,
+            });
+            (!v.allowed()).then(|| v.refusals.join("; "))
+        })
+    }
+
     /// Judges an image. A rule with a family or models applies when the image may be in its
     /// scope: an image whose version (so family) or models are unknown is judged by it too.
     pub fn check(&self, f: &Facts) -> Verdict {

@@ -119,20 +119,12 @@ pub fn merge_settings(
     vendor: &str,
     phone: Option<&Phone>,
 ) -> Vec<SettingCtx> {
-    let reserved = crate::catalog::Catalog::get()
-        .vendor(vendor)
-        .map(|v| v.reserved_keys.clone())
-        .unwrap_or_default();
+    let cat = crate::catalog::Catalog::get();
     let mut applicable: Vec<&Setting> = settings
         .iter()
         .filter(|s| s.vendor.as_deref().is_none_or(|v| v == vendor))
-        // Reserved keys never reach a file, whatever the database holds.
-        .filter(|s| {
-            let k = s.key.to_ascii_lowercase();
-            !reserved
-                .iter()
-                .any(|p| k.starts_with(&p.to_ascii_lowercase()))
-        })
+        // A key any vendor reserves never reaches any file, whatever the database holds.
+        .filter(|s| cat.reserved_by(&s.key).is_none())
         .filter(|s| match (&s.layer, phone) {
             (Layer::Site { site_id }, _) => *site_id == site.id,
             (Layer::Model { model }, Some(p)) => *model == p.model,
