@@ -474,3 +474,115 @@ fn unsafe_sigint(pid: u32) {
         .status()
         .unwrap();
 }
+
+#[tokio::test]
+async fn firmware_over_the_admin_api() {
+    let env = Env::new();
+    env.seed();
+    let srv = env.start();
+    let token = std::fs::read_to_string(env.data_dir().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let c = client();
+    let api = |p: &str| srv.url(&format!("/api/v1{p}"));
+    let good = blob(400_000, 5);
+    let r = c
+        .post(api("/firmware"))
+        .query(&[("name", GOOD)])
+        .bearer_auth(&token)
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["version"].as_str(), v["sha256"].as_str()),
+        (Some("96.86.0.45"), Some(sha(&good).as_str()))
+    );
+    let r = c
+        .post(api("/firmware"))
+        .query(&[("name", BAD)])
+        .bearer_auth(&token)
+        .body(blob(1000, 6))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("96.86.0.20 is denied"),
+        "{v}"
+    );
+    let r = c
+        .post(api("/firmware"))
+        .query(&[("name", "../x.rom")])
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let list: serde_json::Value = c
+        .get(api("/firmware"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let r = c
+        .put(api("/firmware/assign"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"image": "96.86.0.45", "phone": T54W_MAC}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(api("/firmware/assign"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"image": "96.86.0.45", "phone": VVX_MAC}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an image that does not fit");
+    let audit: serde_json::Value = c
+        .get(api("/firmware/audit"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(audit.as_array().unwrap().is_empty());
+    assert_eq!(
+        c.post(api("/firmware"))
+            .query(&[("name", GOOD)])
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // No temporary upload is left behind.
+    let leftovers = std::fs::read_dir(env.data_dir().join("firmware"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
