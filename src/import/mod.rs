@@ -1,0 +1,357 @@
+//! Bulk CSV import and export of phones and their lines.
+//!
+//! An import reads the file twice. The first pass validates every row against the database
+//! and the catalogue, collects **every** error (line, column, reason) and counts what would be
+//! created, updated or left unchanged; with any error, or `dry_run`, it stops there and nothing
+//! changes. The second pass re-reads the file (refusing it if its bytes changed meanwhile) and
+//! writes only the rows that differ, in batches, inside one transaction with a trial render,
+//! so the database is exactly as before or exactly as after. Memory grows with the database
+//! and the number of MACs in the file (a few bytes each), not with the rows' contents.
+
+mod columns;
+mod export;
+mod rows;
+
+pub use export::export;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::mac::Mac;
+use crate::manage::{Error, Manager};
+use crate::model::{Line, Phone};
+use crate::publish::trial_render;
+use crate::store::{self, Scope};
+use columns::{Hashing, header, skip_bom, sniff_delimiter};
+use rows::{Change, Existing, Pass, Planned};
+
+/// Highest line number a column may name.
+const MAX_LINE: u8 = 64;
+
+/// Where the CSV comes from; read twice.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Path(PathBuf),
+    Bytes(bytes::Bytes),
+}
+
+impl Input {
+    fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            Input::Path(p) => Box::new(std::fs::File::open(p)?),
+            Input::Bytes(b) => Box::new(std::io::Cursor::new(b.clone())),
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Input::Path(p) => p.display().to_string(),
+            Input::Bytes(_) => "request body".into(),
+        }
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Site for rows without a `site` value.
+    pub site: Option<String>,
+    pub dry_run: bool,
+    /// Allow moving a phone that is enrolled in another site.
+    pub allow_move: bool,
+}
+
+/// One problem, where it is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub column: String,
+    pub message: String,
+}
+
+/// What an import did, or would do.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rows: u64,
+    pub dry_run: bool,
+    /// Whether the changes were written.
+    pub applied: bool,
+    pub errors: Vec<RowError>,
+    /// Sites whose phones changed.
+    pub sites: Vec<String>,
+}
+
+/// Runs one pass over the file, calling `each` with every planned row; returns the file's hash.
+fn pass(
+    input: &Input,
+    delimiter: u8,
+    p: &mut Pass,
+    errors: &mut Vec<RowError>,
+    mut each: impl FnMut(Planned) -> Result<(), Error>,
+) -> Result<(u64, Vec<u8>), Error> {
+    let io = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", input.name()));
+    let reader = Hashing {
+        inner: skip_bom(input.open().map_err(io)?).map_err(io)?,
+        hash: Sha256::new(),
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(reader);
+    p.cols = header(&mut rdr, errors);
+    let width = rdr.headers().map(|h| h.len()).unwrap_or(0);
+    let mut rows = 0;
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map(|p| p.line()).unwrap_or(line);
+                if rec.iter().all(|f| f.trim().is_empty()) {
+                    continue;
+                }
+                rows += 1;
+                if rec.len() != width {
+                    errors.push(RowError {
+                        line,
+                        column: String::new(),
+                        message: format!(
+                            "the row has {} fields; the header has {width}",
+                            rec.len()
+                        ),
+                    });
+                    continue;
+                }
+                if errors.iter().any(|e| e.line == 1) {
+                    continue;
+                }
+                if let Some(plan) = p.row(line, &rec, errors) {
+                    each(plan)?;
+                }
+            }
+            Err(e) => {
+                rows += 1;
+                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                let message = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8 text".to_string(),
+                    _ => e.to_string(),
+                };
+                errors.push(RowError {
+                    line,
+                    column: String::new(),
+                    message,
+                });
+            }
+        }
+    }
+    let hash = rdr.into_inner().hash.finalize().to_vec();
+    Ok((rows, hash))
+}
+
+async fn load_existing(m: &Manager) -> Result<Existing, Error> {
+    let mut conn = m.store.conn().await?;
+    let sites = store::list_sites(&mut conn).await?;
+    let mut phones: HashMap<Mac, (Phone, Vec<Line>)> = HashMap::new();
+    store::each_phone(&mut conn, |p| {
+        phones.insert(p.mac, (p, Vec::new()));
+    })
+    .await?;
+    store::each_line(&mut conn, |mac, l| {
+        if let Some(e) = phones.get_mut(&mac) {
+            e.1.push(l);
+        }
+    })
+    .await?;
+    for (_, lines) in phones.values_mut() {
+        lines.sort_by_key(|l| l.n);
+        lines.shrink_to_fit();
+    }
+    Ok(Existing {
+        sites: sites.iter().map(|s| (s.name.clone(), s.id)).collect(),
+        site_names: sites.into_iter().map(|s| (s.id, s.name)).collect(),
+        phones,
+    })
+}
+
+/// What a pass found: rows read, the file's hash, and every error.
+type PassResult = Result<(u64, Vec<u8>, Vec<RowError>), Error>;
+
+/// Runs a pass on a blocking thread (parsing is CPU work), handing each planned row to `sink`.
+async fn run_pass(
+    existing: &Arc<Existing>,
+    input: &Input,
+    opts: &Options,
+    delimiter: u8,
+    mut sink: impl FnMut(Planned) -> Result<(), Error> + Send + 'static,
+) -> PassResult {
+    let (existing, input, opts) = (existing.clone(), input.clone(), opts.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut p = Pass {
+            existing,
+            opts,
+            cols: Vec::new(),
+            seen: HashMap::new(),
+        };
+        let mut errors = Vec::new();
+        let (rows, hash) = pass(&input, delimiter, &mut p, &mut errors, &mut sink)?;
+        Ok((rows, hash, errors))
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("import stopped: {e}")))?
+}
+
+/// Imports a CSV file: validate all, then all or nothing.
+pub async fn import(
+    m: &Manager,
+    input: &Input,
+    opts: &Options,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Report, Error> {
+    let delimiter = sniff_delimiter(input)
+        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", input.name())))?;
+    let existing = Arc::new(load_existing(m).await?);
+
+    // First pass: validate and count.
+    #[derive(Default)]
+    struct Counts {
+        created: u64,
+        updated: u64,
+        unchanged: u64,
+        sites: BTreeSet<i64>,
+    }
+    let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
+    let c2 = counts.clone();
+    let (rows, hash, mut errors) = run_pass(&existing, input, opts, delimiter, move |plan| {
+        let mut c = c2
+            .lock()
+            .map_err(|_| Error::Invalid("import stopped".into()))?;
+        match plan.change {
+            Change::Created => c.created += 1,
+            Change::Updated => c.updated += 1,
+            Change::Unchanged => c.unchanged += 1,
+        }
+        if plan.change != Change::Unchanged {
+            c.sites.insert(plan.phone.site_id);
+            c.sites.extend(plan.old_site);
+        }
+        Ok(())
+    })
+    .await?;
+    let c = std::mem::take(
+        &mut *counts
+            .lock()
+            .map_err(|_| Error::Invalid("import stopped".into()))?,
+    );
+    let mut report = Report {
+        created: c.created,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        rows,
+        dry_run: opts.dry_run,
+        sites: c
+            .sites
+            .iter()
+            .filter_map(|id| existing.site_names.get(id).cloned())
+            .collect(),
+        ..Default::default()
+    };
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (a.line, &a.column).cmp(&(b.line, &b.column)));
+        report.errors = errors;
+        return Ok(report);
+    }
+    if opts.dry_run || report.created + report.updated == 0 {
+        return Ok(report);
+    }
+
+    // Second pass: the changed rows stream through a bounded channel into batched writes, all
+    // in one transaction.
+    tracing::info!(
+        rows,
+        changes = report.created + report.updated,
+        "import validated; writing"
+    );
+    let mut tx = m.store.begin().await?;
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Planned>(4096);
+    let reading = {
+        let (existing, input, opts) = (existing.clone(), input.clone(), opts.clone());
+        tokio::spawn(async move {
+            run_pass(&existing, &input, &opts, delimiter, move |plan| {
+                if plan.change != Change::Unchanged {
+                    send.blocking_send(plan)
+                        .map_err(|_| Error::Invalid("import stopped".into()))?;
+                }
+                Ok(())
+            })
+            .await
+        })
+    };
+    let mut phones: Vec<Phone> = Vec::new();
+    let mut lines: Vec<(Mac, Line)> = Vec::new();
+    let mut samples: HashMap<(i64, String), Mac> = HashMap::new();
+    let mut written = 0u64;
+    while let Some(plan) = recv.recv().await {
+        samples
+            .entry((plan.phone.site_id, plan.phone.model.clone()))
+            .or_insert(plan.phone.mac);
+        if let Some((_, old)) = existing.phones.get(&plan.phone.mac) {
+            for l in old
+                .iter()
+                .filter(|l| !plan.lines.iter().any(|n| n.n == l.n))
+            {
+                store::delete_line(&mut tx, plan.phone.mac, l.n).await?;
+            }
+        }
+        lines.extend(plan.lines.into_iter().map(|l| (plan.phone.mac, l)));
+        phones.push(plan.phone);
+        if phones.len() >= 2000 {
+            store::upsert_phones(&mut tx, &phones).await?;
+            store::upsert_lines(&mut tx, &lines).await?;
+            written += phones.len() as u64;
+            progress(written);
+            phones.clear();
+            lines.clear();
+        }
+    }
+    store::upsert_phones(&mut tx, &phones).await?;
+    store::upsert_lines(&mut tx, &lines).await?;
+    written += phones.len() as u64;
+    progress(written);
+    let (_, hash2, errors2) = reading
+        .await
+        .map_err(|e| Error::Invalid(format!("import stopped: {e}")))??;
+    if hash != hash2 || !errors2.is_empty() {
+        return Err(Error::Conflict(format!(
+            "{} changed while it was being imported; nothing was changed",
+            input.name()
+        )));
+    }
+    for site in &c.sites {
+        store::log_change(&mut tx, Scope::Site(*site)).await?;
+    }
+    // One trial render per site and model: a template that cannot render these phones stops
+    // the import before anything is committed.
+    for ((site, _), mac) in samples {
+        trial_render(
+            &mut tx,
+            &m.renderer.get(),
+            &m.policy.get(),
+            Scope::Phone(site, mac),
+        )
+        .await?;
+    }
+    store::commit(tx).await?;
+    report.applied = true;
+    tracing::info!(created = report.created, updated = report.updated, unchanged = report.unchanged, sites = ?report.sites, "import applied");
+    Ok(report)
+}

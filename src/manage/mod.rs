@@ -1,0 +1,347 @@
+//! The operator's verbs on sites, phones, lines and settings, shared by the CLI and the admin
+//! API. Each verb validates its input, makes its change in one transaction, renders every file
+//! the change touches inside that transaction, and commits only if all of them render: a
+//! change that fails changes nothing. Errors say what was wrong in words a tech can act on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::mac::Mac;
+use crate::model::{Layer, Line, Phone, Seen, Setting, Site, Transport, check_setting, check_text};
+use crate::publish::{PublishError, trial_render};
+use crate::render::{RenderError, SharedRenderer, context::parse_time_zone, site_url};
+use crate::store::{self, Conn, Scope, SiteFields, Store, StoreError, Tx};
+
+mod phones;
+mod settings;
+mod sites;
+
+/// What went wrong with an operator's request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the change was not made: {0}")]
+    Render(#[from] RenderError),
+    #[error("firmware policy: {0}")]
+    Policy(#[from] crate::firmware::policy::PolicyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PublishError> for Error {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Store(e) => Error::Store(e),
+            PublishError::Render(e) => Error::Render(e),
+            PublishError::Policy(e) => Error::Policy(e),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the verbs work with.
+#[derive(Clone, Debug)]
+pub struct Manager {
+    pub store: Store,
+    /// Shared with the publisher, so changes are checked against the templates in use.
+    pub renderer: SharedRenderer,
+    /// The firmware policy in use.
+    pub policy: crate::firmware::policy::SharedPolicy,
+    /// Where firmware images are kept, by digest.
+    pub firmware_dir: std::path::PathBuf,
+}
+
+/// A new site, as a user gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteInput {
+    pub name: String,
+    /// `host` or `host:port`.
+    pub sip_server: String,
+    #[serde(default)]
+    pub transport: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub ntp: Vec<String>,
+    #[serde(default)]
+    pub allow_keyless: bool,
+}
+
+/// Changes to a site; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteUpdate {
+    pub sip_server: Option<String>,
+    pub transport: Option<String>,
+    pub time_zone: Option<String>,
+    pub ntp: Option<Vec<String>>,
+    pub allow_keyless: Option<bool>,
+    #[serde(default)]
+    pub rotate_key: bool,
+}
+
+/// A site as shown to its operator, with its provisioning URL.
+#[derive(Debug, Serialize)]
+pub struct SiteView {
+    #[serde(flatten)]
+    pub site: Site,
+    pub provisioning_url: String,
+    pub phones: i64,
+}
+
+/// A new phone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneInput {
+    pub mac: String,
+    pub model: String,
+    pub site: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A line as set by a user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineInput {
+    pub user: String,
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A line as shown: never the password.
+#[derive(Debug, Serialize)]
+pub struct LineView {
+    pub n: u8,
+    pub user: String,
+    pub auth_user: Option<String>,
+    pub display_name: Option<String>,
+    pub label: Option<String>,
+    pub password_set: bool,
+}
+
+/// A phone as shown to its operator.
+#[derive(Debug, Serialize)]
+pub struct PhoneView {
+    pub mac: Mac,
+    pub mac_colon: String,
+    pub model: String,
+    pub vendor: String,
+    pub site: String,
+    pub label: String,
+    pub lines: Vec<LineView>,
+    pub last_seen: Option<Seen>,
+    /// Why the firmware it last reported is denied by the policy, if it is: at risk.
+    pub firmware_denied: Option<Vec<String>>,
+    /// Names of the files this phone fetches that are its own.
+    pub files: Vec<String>,
+}
+
+/// Where a setting goes, as a user names it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LayerInput {
+    pub site: Option<String>,
+    pub model: Option<String>,
+    pub phone: Option<String>,
+    /// Narrows a site-wide setting to one vendor's phones.
+    pub vendor: Option<String>,
+}
+
+pub fn parse_mac(s: &str) -> Result<Mac> {
+    s.parse::<Mac>().map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn model_name(name: &str) -> Result<String> {
+    let cat = Catalog::get();
+    cat.model(name)
+        .map(|m| m.name.clone())
+        .ok_or_else(|| Error::Invalid(cat.unknown_model_message(name)))
+}
+
+fn check_site_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "site name '{name}' must be 1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+/// `host` or `host:port` (IPv6 as `[::1]:5060`).
+fn parse_server(s: &str, transport: Transport) -> Result<(String, u16)> {
+    let s = s.trim();
+    let bad = || {
+        Error::Invalid(format!(
+            "SIP server '{s}' must be a host name or address, optionally with :port (1-65535)"
+        ))
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(p) => (h.to_string(), Some(p)),
+            None if after.is_empty() => (h.to_string(), None),
+            None => return Err(bad()),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+            _ => (s.to_string(), None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    if !host_ok {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+        None => transport.default_port(),
+    };
+    Ok((host, port))
+}
+
+fn check_ntp(ntp: &[String]) -> Result<()> {
+    for h in ntp {
+        let ok = !h.is_empty()
+            && h.len() <= 253
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "NTP server '{h}' is not a host name or address"
+            )));
+        }
+    }
+    if ntp.len() > 2 {
+        return Err(Error::Invalid(
+            "at most two NTP servers (phones take two)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 128 random bits, hex.
+pub fn new_site_key() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Error::Invalid(format!("no randomness available: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+async fn commit(tx: Tx) -> Result<()> {
+    Ok(store::commit(tx).await?)
+}
+
+impl Manager {
+    /// The verbs over a data dir: its templates and firmware policy loaded.
+    pub fn open(store: Store, public_url: &str, data_dir: &std::path::Path) -> Result<Manager> {
+        let renderer = crate::render::Renderer::new(public_url, Some(&data_dir.join("templates")))?;
+        let policy = crate::firmware::policy::Policy::load(
+            &data_dir.join(crate::firmware::policy::OPERATOR_FILE),
+        )?;
+        Ok(Manager {
+            store,
+            renderer: SharedRenderer::new(renderer),
+            policy: crate::firmware::policy::SharedPolicy::new(policy),
+            firmware_dir: data_dir.join("firmware"),
+        })
+    }
+
+    async fn site_named(&self, conn: &mut Conn, name: &str) -> Result<Site> {
+        store::site_by_name(conn, name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no site named '{name}'")))
+    }
+
+    async fn phone_of(&self, conn: &mut Conn, mac: Mac) -> Result<Phone> {
+        store::phone(conn, mac)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("phone {} is not enrolled", mac.colon())))
+    }
+
+    /// Renders what the change touches inside its transaction; an error rolls it back.
+    async fn check_render(&self, conn: &mut Conn, scope: Scope) -> Result<()> {
+        Ok(trial_render(conn, &self.renderer.get(), &self.policy.get(), scope).await?)
+    }
+
+    pub fn view_site(&self, site: Site, phones: i64) -> SiteView {
+        SiteView {
+            provisioning_url: site_url(self.renderer.get().public_url(), &site.key),
+            site,
+            phones,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers() {
+        assert_eq!(
+            parse_server("pbx.example.com", Transport::Udp).unwrap(),
+            ("pbx.example.com".into(), 5060)
+        );
+        assert_eq!(
+            parse_server("pbx.example.com:5080", Transport::Udp)
+                .unwrap()
+                .1,
+            5080
+        );
+        assert_eq!(
+            parse_server("pbx.example.com", Transport::Tls).unwrap().1,
+            5061
+        );
+        assert_eq!(
+            parse_server("[2001:db8::1]:5062", Transport::Udp).unwrap(),
+            ("2001:db8::1".into(), 5062)
+        );
+        assert_eq!(
+            parse_server("2001:db8::1", Transport::Udp).unwrap().0,
+            "2001:db8::1"
+        );
+        for bad in [
+            "",
+            "pbx:0",
+            "pbx:99999",
+            "pbx:x",
+            "pb x",
+            "pbx;evil",
+            "[::1",
+        ] {
+            assert!(parse_server(bad, Transport::Udp).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn site_names() {
+        assert!(check_site_name("valleywide").is_ok());
+        assert!(check_site_name("acme-2_b").is_ok());
+        for bad in ["", "-x", "Acme", "a b", "a/b", &"a".repeat(64)] {
+            assert!(check_site_name(bad).is_err(), "{bad}");
+        }
+    }
+}
