@@ -153,6 +153,10 @@ pub enum SiteCmd {
         /// Replace the site key: the old provisioning URL stops working at once.
         #[arg(long)]
         rotate_key: bool,
+        /// Hand this stored image (version or sha256) to phones in recovery mode that ask this
+        /// server for a .rom/.bin/.rfs; "off" to stop.
+        #[arg(long, value_name = "IMAGE|off")]
+        recovery: Option<String>,
     },
     /// List sites.
     List,

@@ -205,6 +205,7 @@ mod tests {
                 time_zone: None,
                 ntp: vec![],
                 allow_keyless: false,
+                recovery_sha256: None,
             };
             let site = insert_site(&mut c, &f, "k").await.unwrap();
             let p = Phone {

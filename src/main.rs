@@ -289,6 +289,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             ntp,
             allow_keyless,
             rotate_key,
+            recovery,
         }) => {
             let ntp = (!ntp.is_empty()).then_some(ntp);
             let v = m
@@ -301,6 +302,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                         ntp,
                         allow_keyless,
                         rotate_key,
+                        recovery,
                     },
                 )
                 .await?;

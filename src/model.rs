@@ -68,6 +68,8 @@ pub struct Site {
     pub ntp: Vec<String>,
     /// Whether phones may fetch this site's files at `/` without the site key.
     pub allow_keyless: bool,
+    /// sha256 of the stored image handed to phones in recovery mode, if switched on.
+    pub recovery_sha256: Option<String>,
 }
 
 /// A phone: a MAC of a known model, in one site.

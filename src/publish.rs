@@ -202,6 +202,7 @@ fn build(
         name: b.site.name.clone(),
         key: b.site.key.clone(),
         allow_keyless: b.site.allow_keyless,
+        recovery: b.site.recovery_sha256.clone(),
         ..Default::default()
     };
     match renderer.site_files(&b.site, &allowed_settings(&b.settings, policy)) {
@@ -360,6 +361,8 @@ async fn firmware_index(
     for i in fw::images(conn).await? {
         if policy.check(&crate::rollout::facts_of(&i)).allowed() {
             idx.allowed.insert(i.sha256.clone());
+            idx.by_sha
+                .insert(i.sha256.clone(), dir.join(format!("{}.img", i.sha256)));
             idx.by_name.insert(
                 i.file_name.clone(),
                 (dir.join(format!("{}.img", i.sha256)), i.sha256),

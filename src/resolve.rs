@@ -210,6 +210,43 @@ impl Resolver {
         Some(d)
     }
 
+    /// For a phone in recovery mode: an image request (`.rom`, `.bin`, `.rfs`) that matched
+    /// nothing else gets the site's recovery image — the keyed site's, or at the bare root the
+    /// one site that has recovery switched on. Only an image the policy allows now.
+    fn recovery_image(
+        &self,
+        snap: &crate::render::Snapshot,
+        key: Option<&str>,
+        name: &str,
+        facts: &RequestFacts<'_>,
+    ) -> Option<DiskFile> {
+        let n = name.to_ascii_lowercase();
+        if ![".rom", ".bin", ".rfs"].iter().any(|e| n.ends_with(e)) {
+            return None;
+        }
+        let sha = match key {
+            Some(k) => snap.site_by_key(k)?.recovery.clone()?,
+            None => {
+                let mut on = snap.sites().filter_map(|s| s.recovery.clone());
+                let first = on.next()?;
+                if on.next().is_some() {
+                    return None; // several sites: refuse to guess
+                }
+                first
+            }
+        };
+        let fw = self.ready.firmware();
+        let path = fw.by_sha.get(&sha)?;
+        let name_of = fw
+            .by_name
+            .iter()
+            .find(|(_, (_, s))| *s == sha)
+            .map(|(n, _)| n.clone())?;
+        let d = self.stored_image(&name_of)?;
+        tracing::info!(peer = %facts.peer, file = name, image = %name_of, path = %path.display(), "recovery request answered");
+        Some(d)
+    }
+
     /// A stored firmware image the policy allows, by the name phones fetch it by.
     fn stored_image(&self, name: &str) -> Option<DiskFile> {
         let fw = self.ready.firmware();
@@ -292,13 +329,14 @@ impl Resolver {
                 Some(key) => snap.site_by_key(key).is_some(),
                 None => !snap.keyless().is_empty(),
             };
-            return match allowed
+            let found = allowed
                 .then(|| {
                     self.stored_image(&target.name)
                         .or_else(|| self.disk(&target.name))
                 })
                 .flatten()
-            {
+                .or_else(|| self.recovery_image(&snap, target.key.as_deref(), &target.name, facts));
+            return match found {
                 Some(d) => Resolution::Disk(d),
                 None => Resolution::NotFound,
             };

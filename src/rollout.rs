@@ -245,7 +245,7 @@ impl Manager {
     }
 
     /// Finds a stored image by version or by (a prefix of at least 8 digits of) its sha256.
-    async fn image_named(&self, conn: &mut store::Conn, what: &str) -> Result<Image> {
+    pub(crate) async fn image_named(&self, conn: &mut store::Conn, what: &str) -> Result<Image> {
         let w = what.trim().to_ascii_lowercase();
         let all = fw::images(conn).await?;
         let hits: Vec<Image> = all

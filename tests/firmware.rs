@@ -586,3 +586,61 @@ async fn firmware_over_the_admin_api() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[tokio::test]
+async fn recovery_switched_on_for_a_site_in_serve() {
+    let env = Env::new();
+    let key = env.seed();
+    let up = tempfile::tempdir().unwrap();
+    let good = blob(700_000, 11);
+    env.ok(&[
+        "firmware",
+        "add",
+        put(up.path(), GOOD, &good).to_str().unwrap(),
+    ]);
+    assert!(
+        env.refused(&["site", "update", "valleywide", "--recovery", "1.2.3.4"])
+            .contains("no stored image")
+    );
+    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.45"]);
+    let srv = env.start();
+    let out = tempfile::tempdir().unwrap();
+    // A phone in recovery asks for an image by a name of its own, bare or under the site key.
+    for name in [
+        "T54W-96.86.0.20.rom".to_string(),
+        "recovery.bin".to_string(),
+        format!("p/{key}/T54.rfs"),
+    ] {
+        let dest = out.path().join(name.replace('/', "_"));
+        assert!(tftp_get(&srv, &name, &dest), "{name}");
+        assert_eq!(sha(&std::fs::read(&dest).unwrap()), sha(&good), "{name}");
+    }
+    assert!(
+        !tftp_get(&srv, "other.cfg", &out.path().join("x")),
+        "only image names"
+    );
+    // Switched off: nothing.
+    env.ok(&["site", "update", "valleywide", "--recovery", "off"]);
+    eventually(Duration::from_secs(3), || async {
+        (!tftp_get(&srv, "T54W-x.rom", &out.path().join("off.rom"))).then_some(())
+    })
+    .await
+    .expect("recovery switched off");
+    // On again, then the policy turns against the image: refused at serve time.
+    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.45"]);
+    eventually(Duration::from_secs(3), || async {
+        tftp_get(&srv, "a.rom", &out.path().join("on.rom")).then_some(())
+    })
+    .await
+    .expect("recovery on");
+    std::fs::write(
+        env.data_dir().join("firmware-policy.toml"),
+        "[[deny]]\nvendor = \"yealink\"\nversions = [\"96.86.0.45\"]\n",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        (!tftp_get(&srv, "b.rom", &out.path().join("denied.rom"))).then_some(())
+    })
+    .await
+    .expect("a denied image is never the recovery image");
+}

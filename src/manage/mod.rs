@@ -84,6 +84,9 @@ pub struct SiteUpdate {
     pub time_zone: Option<String>,
     pub ntp: Option<Vec<String>>,
     pub allow_keyless: Option<bool>,
+    /// A stored image (version or sha256) for phones in recovery mode, or "off".
+    #[serde(default)]
+    pub recovery: Option<String>,
     #[serde(default)]
     pub rotate_key: bool,
 }

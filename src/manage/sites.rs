@@ -24,6 +24,7 @@ impl Manager {
             time_zone: input.time_zone.clone(),
             ntp: input.ntp.clone(),
             allow_keyless: input.allow_keyless,
+            recovery_sha256: None,
         };
         let mut tx = self.store.begin().await?;
         if store::site_by_name(&mut tx, &input.name).await?.is_some() {
@@ -65,6 +66,22 @@ impl Manager {
         if let Some(ntp) = &u.ntp {
             check_ntp(ntp)?;
         }
+        let recovery_sha256 = match u.recovery.as_deref().map(str::trim) {
+            None => site.recovery_sha256.clone(),
+            Some("" | "off") => None,
+            Some(what) => {
+                let image = self.image_named(&mut tx, what).await?;
+                let v = self.policy.get().check(&crate::rollout::facts_of(&image));
+                if !v.allowed() {
+                    return Err(Error::Invalid(format!(
+                        "{} refused: {}",
+                        image.file_name,
+                        v.refusals.join("; ")
+                    )));
+                }
+                Some(image.sha256)
+            }
+        };
         let fields = SiteFields {
             name: site.name.clone(),
             sip_server,
@@ -73,6 +90,7 @@ impl Manager {
             time_zone,
             ntp: u.ntp.clone().unwrap_or(site.ntp.clone()),
             allow_keyless: u.allow_keyless.unwrap_or(site.allow_keyless),
+            recovery_sha256,
         };
         store::update_site(&mut tx, site.id, &fields).await?;
         if u.rotate_key {

@@ -50,6 +50,8 @@ pub struct SiteFiles {
     pub files: HashMap<String, Arc<ReadyFile>>,
     /// Phones of the site and their vendor.
     pub phones: HashMap<Mac, String>,
+    /// sha256 of the image for phones in recovery mode, if switched on.
+    pub recovery: Option<String>,
 }
 
 /// Every site's files, immutable once built.
@@ -99,6 +101,8 @@ pub struct FirmwareIndex {
     pub by_name: HashMap<String, (std::path::PathBuf, String)>,
     /// Digests of stored images the policy allows.
     pub allowed: HashSet<String>,
+    /// Where each allowed image is, by digest.
+    pub by_sha: HashMap<String, std::path::PathBuf>,
     /// Digests known to be denied: refused at import, stored but now denied, or named by a
     /// policy rule.
     pub denied: HashSet<String>,

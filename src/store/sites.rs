@@ -15,10 +15,10 @@ pub struct SiteFields {
     pub time_zone: Option<String>,
     pub ntp: Vec<String>,
     pub allow_keyless: bool,
+    pub recovery_sha256: Option<String>,
 }
 
-const SITE_COLS: &str =
-    "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless";
+const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256";
 
 fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
     let transport: String = r.try_get("transport")?;
@@ -36,6 +36,7 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         time_zone: r.try_get("time_zone")?,
         ntp: ntp.split_whitespace().map(str::to_string).collect(),
         allow_keyless: r.try_get("allow_keyless")?,
+        recovery_sha256: r.try_get("recovery_sha256")?,
     })
 }
 
@@ -66,7 +67,7 @@ pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<S
 pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()> {
     sqlx::query(
         "UPDATE sites SET name = ?, sip_server = ?, sip_port = ?, transport = ?, time_zone = ?,
-                ntp = ?, allow_keyless = ?, updated_at = ? WHERE id = ?",
+                ntp = ?, allow_keyless = ?, recovery_sha256 = ?, updated_at = ? WHERE id = ?",
     )
     .bind(&f.name)
     .bind(&f.sip_server)
@@ -75,6 +76,7 @@ pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()>
     .bind(&f.time_zone)
     .bind(f.ntp.join(" "))
     .bind(f.allow_keyless)
+    .bind(&f.recovery_sha256)
     .bind(now_ms())
     .bind(id)
     .execute(conn)
