@@ -566,24 +566,14 @@ impl Publisher {
                         (prev, _) => build(&renderer, &policy, &b, prev.as_ref(), false)?,
                     },
                     None => {
-                        let ids = old
-                            .sites()
-                            .map(|s| s.site_id)
-                            .filter(|id| *id != site_id)
-                            .collect();
-                        self.ready.retain_sites(&ids);
+                        self.ready.remove_site(site_id);
                         continue;
                     }
                 },
             };
             // The site may have gone meanwhile.
             if store::site_by_id(&mut conn, site_id).await?.is_none() {
-                let ids = old
-                    .sites()
-                    .map(|s| s.site_id)
-                    .filter(|id| *id != site_id)
-                    .collect();
-                self.ready.retain_sites(&ids);
+                self.ready.remove_site(site_id);
                 continue;
             }
             tracing::debug!(site_id, files = files.files.len(), "site re-rendered");

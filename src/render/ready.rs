@@ -153,14 +153,10 @@ impl Ready {
         self.store(Arc::new(snap));
     }
 
-    /// Drops sites that no longer exist.
-    pub fn retain_sites(&self, ids: &HashSet<i64>) {
+    /// Drops a site that no longer exists.
+    pub fn remove_site(&self, site_id: i64) {
         let cur = self.load();
-        let kept = cur
-            .by_id
-            .values()
-            .filter(|s| ids.contains(&s.site_id))
-            .cloned();
+        let kept = cur.by_id.values().filter(|s| s.site_id != site_id).cloned();
         self.store(Arc::new(Snapshot::from_sites(kept)));
     }
 

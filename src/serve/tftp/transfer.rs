@@ -212,6 +212,42 @@ async fn wait(sock: &UdpSocket, buf: &mut [u8], t: Duration) -> Reply {
     }
 }
 
+/// How long to wait before resending, and whether to resend at all: doubling from the agreed
+/// timeout up to 8 times it, for at most `retries` resends of one packet.
+struct Backoff {
+    base: Duration,
+    now: Duration,
+    left: u32,
+    retries: u32,
+}
+
+impl Backoff {
+    fn new(base: Duration, retries: u32) -> Backoff {
+        Backoff {
+            base,
+            now: base,
+            left: retries,
+            retries,
+        }
+    }
+
+    /// After a timeout: false when the retries are spent.
+    fn again(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        self.now = (self.now * 2).min(self.base * 8);
+        true
+    }
+
+    /// After progress.
+    fn reset(&mut self) {
+        self.now = self.base;
+        self.left = self.retries;
+    }
+}
+
 /// The block an ACK number means: the one at or after `base - 1` with those low 16 bits, if
 /// it has been sent.
 fn ack_to_block(ack: u16, base: u64, sent_hi: u64) -> Option<u64> {
@@ -231,31 +267,27 @@ async fn send(
 ) -> (End, u64) {
     let mut rx = vec![0u8; 1024];
     let mut packets = 0u64;
-    let backoff = |t: Duration| (t * 2).min(a.timeout * 8);
 
     if !a.oack.is_empty() {
         let oack = Packet::Oack {
             options: a.oack.clone(),
         }
         .to_bytes();
-        let mut t = a.timeout;
-        let mut tries = 0;
+        let mut wait_for = Backoff::new(a.timeout, cfg.retries);
         loop {
             if sock.send(&oack).await.is_err() {
                 return (End::Gone, packets);
             }
             packets += 1;
-            match wait(sock, &mut rx, t).await {
+            match wait(sock, &mut rx, wait_for.now).await {
                 Reply::Ack(0) => break,
                 Reply::Ack(_) => continue,
                 Reply::Error(m) => return (End::ClientError(m), packets),
                 Reply::Gone => return (End::Gone, packets),
                 Reply::Timeout => {
-                    tries += 1;
-                    if tries > cfg.retries {
+                    if !wait_for.again() {
                         return (End::Abandoned, packets);
                     }
-                    t = backoff(t);
                 }
             }
         }
@@ -264,8 +296,7 @@ async fn send(
     let bs = a.blksize as u64;
     let last = src.len() / bs + 1; // a final short (possibly empty) block always ends it
     let mut base = 1u64; // first block not yet acknowledged
-    let mut t = a.timeout;
-    let mut tries = 0;
+    let mut wait_for = Backoff::new(a.timeout, cfg.retries);
     let mut pkt = Vec::with_capacity(4 + a.blksize);
     loop {
         let hi = (base + a.window - 1).min(last);
@@ -292,7 +323,7 @@ async fn send(
             packets += 1;
         }
         loop {
-            match wait(sock, &mut rx, t).await {
+            match wait(sock, &mut rx, wait_for.now).await {
                 Reply::Ack(ack) => match ack_to_block(ack, base, hi) {
                     Some(b) if b >= base => {
                         if b == last {
@@ -303,8 +334,7 @@ async fn send(
                             progress((b * bs).min(src.len()));
                         }
                         base = b + 1;
-                        tries = 0;
-                        t = a.timeout;
+                        wait_for.reset();
                         break;
                     }
                     // A duplicate or stale ACK: ignored, never answered.
@@ -313,11 +343,9 @@ async fn send(
                 Reply::Error(m) => return (End::ClientError(m), packets),
                 Reply::Gone => return (End::Gone, packets),
                 Reply::Timeout => {
-                    tries += 1;
-                    if tries > cfg.retries {
+                    if !wait_for.again() {
                         return (End::Abandoned, packets);
                     }
-                    t = backoff(t);
                     break; // resend the window from the first unacknowledged block
                 }
             }
@@ -396,6 +424,23 @@ mod tests {
         .unwrap();
         assert!(a.oack.is_empty(), "{:?}", a.oack);
         assert!(negotiate(&req(&[("blksize", "7")]), 1, &cfg).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_bounded() {
+        let s = Duration::from_secs;
+        let mut b = Backoff::new(s(1), 4);
+        assert_eq!(b.now, s(1));
+        let waits: Vec<Duration> = std::iter::from_fn(|| b.again().then_some(b.now)).collect();
+        assert_eq!(
+            waits,
+            [s(2), s(4), s(8), s(8)],
+            "four retries, capped at 8x"
+        );
+        assert!(!b.again());
+        b.reset();
+        assert_eq!(b.now, s(1));
+        assert!(b.again());
     }
 
     #[test]
