@@ -592,3 +592,70 @@ async fn demo_serves_in_one_command() {
     let _srv = env.start_with(&["--demo"]);
     assert_eq!(env.json(&["site", "list"]).as_array().unwrap().len(), 1);
 }
+
+/// Sends raw bytes over TCP and returns the status code of the answer, if any.
+fn raw_http(addr: &str, request: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[tokio::test]
+async fn traversal_and_malformed_requests_are_refused_without_harm() {
+    let env = Env::new();
+    let key = env.seed();
+    let files = env.data_dir().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(env.data_dir().join("secret.txt"), "do not serve").unwrap();
+    let srv = env.start();
+    let long = "a".repeat(20_000);
+    let paths = [
+        format!("/p/{key}/%2e%2e/%2e%2e/secret.txt"),
+        format!("/p/{key}/..%2fsecret.txt"),
+        format!("/p/{key}/..%252f..%252fsecret.txt"),
+        format!("/p/{key}/..\\..\\secret.txt"),
+        format!("/p/{key}/%00.cfg"),
+        format!("/p/{key}/{T54W_MAC}.cfg%00.txt"),
+        format!("/p/{key}/../../secret.txt"),
+        "/../secret.txt".to_string(),
+        "/%2e%2e/secret.txt".to_string(),
+        format!("/p/{key}/{long}"),
+        format!("/p/{long}/{T54W_MAC}.cfg"),
+        "//etc/passwd".to_string(),
+    ];
+    for p in &paths {
+        let req = format!("GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let st = raw_http(&srv.addr, req.as_bytes());
+        assert!(matches!(st, Some(400 | 404 | 414)), "{p:.80}: {st:?}");
+    }
+    // Malformed requests and an over-long header: refused, never a 5xx or a crash.
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(200_000)
+    );
+    for req in [
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"\x00\x01\x02\x03".to_vec(),
+        big_header.into_bytes(),
+        b"GET /p/x/y HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+    ] {
+        let st = raw_http(&srv.addr, &req);
+        assert!(
+            st.is_none_or(|s| (400..500).contains(&s)),
+            "{st:?} for {:?}",
+            String::from_utf8_lossy(&req[..req.len().min(40)])
+        );
+    }
+    // Still serving.
+    let (st, body) = get(&srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")), T54W_UA).await;
+    assert_eq!(st, 200);
+    assert!(!body.contains("do not serve"));
+    assert!(!srv.log().contains("panicked"));
+}

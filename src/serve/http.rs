@@ -69,7 +69,28 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api)
         .fallback(phone_request)
+        .layer(middleware::from_fn(limit_headers))
         .with_state(state)
+}
+
+/// Largest total size of a request's headers; phones send a few hundred bytes.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses requests with oversized headers (431) before any handler runs.
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large\n",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// The one answer to every miss, whatever the cause: nothing tells a scanner which MACs exist.
