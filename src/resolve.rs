@@ -159,7 +159,19 @@ pub struct Resolver {
     files_dir: Option<Arc<PathBuf>>,
     /// sha256 of static files, by path, valid while size and modification time hold.
     digests: Arc<std::sync::Mutex<DigestCache>>,
+    /// TFTP carries no User-Agent: which phone each address last fetched its own file as.
+    by_peer: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, PeerPhone>>>,
 }
+
+/// The phone an address is known as; `None` once two phones were seen behind it.
+#[derive(Debug, Clone, Copy)]
+struct PeerPhone {
+    mac: Option<Mac>,
+    at: i64,
+}
+
+/// How long an address stays tied to a phone (a boot takes seconds; DHCP leases change).
+const PEER_TTL_MS: i64 = 15 * 60 * 1000;
 
 /// sha256 by path, with the size and modification time it was computed for.
 type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, String)>;
@@ -179,7 +191,36 @@ impl Resolver {
             seen,
             files_dir: files_dir.map(Arc::new),
             digests: Default::default(),
+            by_peer: Default::default(),
         }
+    }
+
+    /// Notes that `peer` fetched a file of `mac` (TFTP only).
+    fn note_peer(&self, peer: IpAddr, mac: Mac, now: i64) {
+        let Ok(mut g) = self.by_peer.lock() else {
+            return;
+        };
+        let e = g.entry(peer).or_insert(PeerPhone {
+            mac: Some(mac),
+            at: now,
+        });
+        if e.mac != Some(mac) && now - e.at < PEER_TTL_MS {
+            e.mac = None; // two phones behind one address: refuse to guess
+        } else if now - e.at >= PEER_TTL_MS {
+            e.mac = Some(mac);
+        }
+        e.at = now;
+        if g.len() > 100_000 {
+            g.retain(|_, p| now - p.at < PEER_TTL_MS);
+        }
+    }
+
+    /// The one phone `peer` is known as, if there is exactly one and it is recent.
+    fn peer_phone(&self, peer: IpAddr, now: i64) -> Option<Mac> {
+        let g = self.by_peer.lock().ok()?;
+        g.get(&peer)
+            .filter(|p| now - p.at < PEER_TTL_MS)
+            .and_then(|p| p.mac)
     }
 
     /// The sha256 of a file, from the cache while the file is unchanged.
@@ -311,9 +352,15 @@ impl Resolver {
             return Resolution::NotFound;
         };
         // The User-Agent is parsed only when the answer depends on it: a name without a MAC.
+        // Over TFTP, which has none, the phone is known by its address instead.
+        let now = now_ms();
+        let tftp = facts.transport == Transport::Tftp;
         let mut ua_mac: Option<Option<Mac>> = None;
         let mut ua_mac = || {
-            *ua_mac.get_or_insert_with(|| facts.user_agent.and_then(|u| UserAgent::parse(u).mac))
+            *ua_mac.get_or_insert_with(|| match tftp {
+                true => self.peer_phone(facts.peer, now),
+                false => facts.user_agent.and_then(|u| UserAgent::parse(u).mac),
+            })
         };
         let snap = self.ready.load();
         let site = match &target.key {
@@ -345,10 +392,13 @@ impl Resolver {
         let mac = file
             .mac
             .or_else(|| ua_mac().filter(|m| site.phones.contains_key(m)));
+        if let (true, Some(m)) = (tftp, file.mac) {
+            self.note_peer(facts.peer, m, now);
+        }
         if let Some(mac) = mac {
             self.seen.record(
                 mac,
-                now_ms(),
+                now,
                 facts.peer,
                 facts.transport.as_str(),
                 &target.name,

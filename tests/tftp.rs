@@ -681,3 +681,43 @@ async fn two_hundred_concurrent_transfers_complete() {
         );
     }
 }
+
+#[test]
+fn tftp_knows_a_phone_by_its_address() {
+    let (env, key, srv) = setup(&[]);
+    let fetch_all = |c: &Raw, name: &str| -> Option<Vec<u8>> {
+        c.send_to_listener(&rrq(name, "octet", &[]));
+        let mut out = Vec::new();
+        loop {
+            let (op, block, data, from) = c.recv()?;
+            if op != 3 {
+                return None;
+            }
+            out.extend_from_slice(&data);
+            c.sock.send_to(&ack(block), from).unwrap();
+            if data.len() < 512 {
+                return Some(out);
+            }
+        }
+    };
+    let c = Raw::new(&srv.tftp);
+    // No MAC in the name and no User-Agent: unknown until the address fetched its own file.
+    assert!(fetch_all(&c, &format!("p/{key}/y000000000000.boot")).is_none());
+    let own = fetch_all(&c, &format!("p/{key}/{T54W_MAC}.boot")).expect("own boot file");
+    let generic = fetch_all(&c, &format!("p/{key}/y000000000000.boot")).expect("known by address");
+    assert_eq!(generic, own);
+    // The common file counts toward the phone's last-seen.
+    fetch_all(&c, &format!("p/{key}/y000000000096.cfg")).expect("common file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = env.json(&["phone", "show", T54W_MAC]);
+        if v["last_seen"]["file"] == "y000000000096.cfg" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second phone behind the same address: refuse to guess.
+    fetch_all(&c, &format!("p/{key}/{VVX_MAC}.cfg")).expect("another phone's file");
+    assert!(fetch_all(&c, &format!("p/{key}/y000000000000.boot")).is_none());
+}
