@@ -94,6 +94,29 @@ pub struct ServeArgs {
     #[arg(long, env = "PHONEPROV_TFTP", value_name = "ADDR|off")]
     pub tftp: Option<String>,
 
+    /// HTTPS listen address (e.g. 0.0.0.0:8443). Without --tls-cert/--tls-key, a self-signed
+    /// certificate is generated once into <data-dir>/tls/ and its fingerprint printed.
+    #[arg(long, env = "PHONEPROV_HTTPS", value_name = "ADDR")]
+    pub https: Option<String>,
+
+    /// The certificate chain (PEM) for HTTPS; reloaded when the file changes.
+    #[arg(
+        long,
+        env = "PHONEPROV_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for HTTPS.
+    #[arg(
+        long,
+        env = "PHONEPROV_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// TFTP retransmission interval in milliseconds before backoff.
     #[arg(long, env = "PHONEPROV_TFTP_TIMEOUT_MS", default_value_t = 1000)]
     pub tftp_timeout_ms: u64,

@@ -194,6 +194,14 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         upload_cap: 1024 * 1024,
         poll_every: std::time::Duration::from_millis(500),
         tftp: settings.tftp.clone(),
+        https: args.https.clone(),
+        tls_files: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(serve::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         tftp_cfg: serve::tftp::TftpConfig {
             max_transfers: args.tftp_max_transfers.max(1),
             timeout: std::time::Duration::from_millis(args.tftp_timeout_ms.clamp(10, 255_000)),
@@ -221,6 +229,9 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         |bound, public_url| {
             if let Some(t) = bound.tftp {
                 println!("phoneprov: tftp on udp://{t}");
+            }
+            if let Some((a, fp)) = &bound.https {
+                println!("phoneprov: https on https://{a} (certificate sha256 {fp})");
             }
             println!(
                 "phoneprov: listening on http://{} (public URL {public_url})",

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod tftp;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,14 +35,20 @@ pub struct ServeConfig {
     pub poll_every: Duration,
     /// TFTP listen address; `None` disables TFTP.
     pub tftp: Option<String>,
+    /// HTTPS listen address; `None`: no HTTPS.
+    pub https: Option<String>,
+    /// The operator's certificate and key; `None`: a self-signed one in `<data-dir>/tls/`.
+    pub tls_files: Option<tls::TlsFiles>,
     pub tftp_cfg: tftp::TftpConfig,
 }
 
 /// Where the server listens, once bound.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bound {
     pub http: SocketAddr,
     pub tftp: Option<SocketAddr>,
+    /// The HTTPS address and the certificate's SHA-256 fingerprint.
+    pub https: Option<(SocketAddr, String)>,
 }
 
 /// Why the server could not start or stopped.
@@ -54,8 +61,21 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error("HTTPS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The host of a URL, `http://host:port/...` → `host`.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let host = rest.split('/').next()?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// Runs the server. `on_ready` is called with the bound address once phones can be served.
@@ -84,6 +104,31 @@ pub async fn run(
         None => None,
     };
     let tftp_addr = tftp_sock.as_ref().map(|s| s.local_addr()).transpose()?;
+    let https = match &cfg.https {
+        Some(a) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let files = match &cfg.tls_files {
+                Some(f) => f.clone(),
+                None => {
+                    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                    if let Some(h) = cfg.public_url.as_deref().and_then(url_host) {
+                        hosts.push(h);
+                    }
+                    tls::self_signed(&cfg.data_dir.join("tls"), &hosts)?
+                }
+            };
+            let config = tls::load(&files).await?;
+            let std_listener =
+                std::net::TcpListener::bind(a).map_err(|source| ServeError::Bind {
+                    addr: a.clone(),
+                    source,
+                })?;
+            std_listener.set_nonblocking(true)?;
+            let addr = std_listener.local_addr()?;
+            Some((std_listener, config, files, addr))
+        }
+        None => None,
+    };
     let public_url = cfg.public_url.clone().unwrap_or_else(|| {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -152,10 +197,36 @@ pub async fn run(
         ))
     });
 
+    let https_handle = axum_server::Handle::new();
+    let (https_task, https_bound) = match https {
+        Some((listener, config, files, https_addr)) => {
+            let fp = tls::fingerprint(&files.cert)?;
+            let app =
+                http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let server = axum_server::from_tcp_rustls(listener, config.clone())?
+                .handle(https_handle.clone());
+            let watcher = tokio::spawn(tls::watch(
+                config,
+                files,
+                Duration::from_secs(1),
+                wait_stop(stop_rx.clone()),
+            ));
+            (
+                Some((
+                    tokio::spawn(async move { server.serve(app).await }),
+                    watcher,
+                )),
+                Some((https_addr, fp)),
+            )
+        }
+        None => (None, None),
+    };
+
     on_ready(
         Bound {
             http: addr,
             tftp: tftp_addr,
+            https: https_bound,
         },
         &public_url,
     );
@@ -168,6 +239,11 @@ pub async fn run(
         })
         .await;
     let _ = stop_tx.send(true);
+    https_handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    if let Some((server, watcher)) = https_task {
+        let _ = server.await;
+        let _ = watcher.await;
+    }
     let _ = pub_task.await;
     if let Some(t) = tftp_task {
         let _ = t.await;
