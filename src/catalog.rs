@@ -184,10 +184,10 @@ impl UserAgent {
         if ua.len() >= 7 && ua[..7].eq_ignore_ascii_case("yealink") {
             return Self::yealink(&ua[7..]);
         }
-        if let Some(tok) = ua.split_whitespace().find(|t| t.contains("-UA/")) {
-            if tok.starts_with("Polycom") {
-                return Self::polycom(tok, ua);
-            }
+        if let Some(tok) = ua.split_whitespace().find(|t| t.contains("-UA/"))
+            && tok.starts_with("Polycom")
+        {
+            return Self::polycom(tok, ua);
         }
         UserAgent::default()
     }

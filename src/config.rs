@@ -117,6 +117,15 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Misses on per-MAC file names from one address (within 10 minutes) before it is refused;
+    /// 0 turns banning off. Addresses known phones fetch from are never banned.
+    #[arg(long, env = "PHONEPROV_BAN_AFTER", default_value_t = 50)]
+    pub ban_after: u32,
+
+    /// How long a banned address is refused, in minutes.
+    #[arg(long, env = "PHONEPROV_BAN_MINUTES", default_value_t = 15)]
+    pub ban_minutes: u32,
+
     /// TFTP retransmission interval in milliseconds before backoff.
     #[arg(long, env = "PHONEPROV_TFTP_TIMEOUT_MS", default_value_t = 1000)]
     pub tftp_timeout_ms: u64,

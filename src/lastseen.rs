@@ -63,7 +63,12 @@ pub struct SeenBuffer {
     pending: Mutex<HashMap<Mac, Sighting>>,
     /// What was last written per phone: time and fingerprint. Touched by the flush only.
     written: Mutex<HashMap<Mac, (i64, u64)>>,
+    /// Addresses known phones fetched their own files from, and when (updated by the flush).
+    peers: Mutex<HashMap<IpAddr, i64>>,
 }
+
+/// How long an address stays trusted after a known phone fetched from it.
+pub const TRUST_MS: i64 = 60 * 60 * 1000;
 
 fn clip(ua: &str) -> &str {
     match ua.char_indices().nth(MAX_UA) {
@@ -120,6 +125,20 @@ impl SeenBuffer {
         }
     }
 
+    /// Whether a known phone fetched from `ip` within the trust period (pending sightings count:
+    /// a boot storm is trusted before the next flush).
+    pub fn seen_from(&self, ip: IpAddr, now: i64) -> bool {
+        if let Ok(g) = self.peers.lock()
+            && g.get(&ip).is_some_and(|at| now - at < TRUST_MS)
+        {
+            return true;
+        }
+        match self.pending.lock() {
+            Ok(g) => g.values().any(|s| s.peer == ip),
+            Err(p) => p.into_inner().values().any(|s| s.peer == ip),
+        }
+    }
+
     /// Writes what is pending; returns how many phones were written. On failure the batch is
     /// put back (newer records win) so nothing is lost to a busy database.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
@@ -132,6 +151,15 @@ impl SeenBuffer {
         };
         if raw.is_empty() {
             return Ok(0);
+        }
+        if let Ok(mut peers) = self.peers.lock() {
+            for (_, s) in &raw {
+                peers.insert(s.peer, s.at);
+            }
+            if peers.len() > 100_000 {
+                let newest = raw.iter().map(|(_, s)| s.at).max().unwrap_or(0);
+                peers.retain(|_, at| newest - *at < TRUST_MS);
+            }
         }
         // Drop repeats of what was written recently.
         let fresh: Vec<(Mac, Sighting, u64)> = {

@@ -18,6 +18,7 @@
 //! | [`firmware`] | image identity from file names, versions, the allow/deny policy |
 //! | [`lastseen`] | last-seen records batched off the request path |
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
+//! | [`access`] | repeated misses and bans: decisions, no I/O |
 //! | [`resolve`] | the one decision of what a request gets, for every transport |
 //! | [`manage`] | the operator's verbs, shared by CLI and admin API |
 //! | [`rollout`] | firmware verbs: store, assign, check, audit |
@@ -35,6 +36,7 @@
 #![deny(clippy::dbg_macro, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod access;
 pub mod catalog;
 pub mod config;
 pub mod firmware;

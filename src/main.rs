@@ -195,6 +195,11 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         poll_every: std::time::Duration::from_millis(500),
         tftp: settings.tftp.clone(),
         https: args.https.clone(),
+        guard: (args.ban_after > 0).then(|| phoneprov::access::GuardConfig {
+            threshold: args.ban_after,
+            ban_ms: i64::from(args.ban_minutes) * 60_000,
+            ..Default::default()
+        }),
         tls_files: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(serve::tls::TlsFiles {
                 cert: cert.clone(),

@@ -342,10 +342,10 @@ pub async fn denied_assignments(
         let image = pick(&|t| matches!(t, Target::Phone { mac } if *mac == p.mac))
             .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == p.site_id && *model == p.model)))
             .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == p.site_id)));
-        if let Some(i) = image {
-            if !policy.check(&crate::rollout::facts_of(i)).allowed() {
-                out.push((p.mac, i.file_name.clone()));
-            }
+        if let Some(i) = image
+            && !policy.check(&crate::rollout::facts_of(i)).allowed()
+        {
+            out.push((p.mac, i.file_name.clone()));
         }
     }
     Ok(out)

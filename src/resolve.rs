@@ -124,10 +124,10 @@ pub fn split_path(path: &str) -> Option<Target> {
     {
         return None;
     }
-    if let Some(k) = key {
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
-        }
+    if let Some(k) = key
+        && (k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return None;
     }
     Some(Target {
         key: key.map(str::to_string),
@@ -159,6 +159,8 @@ pub struct Resolver {
     files_dir: Option<Arc<PathBuf>>,
     /// sha256 of static files, by path, valid while size and modification time hold.
     digests: Arc<std::sync::Mutex<DigestCache>>,
+    /// Repeated misses on per-MAC names, and bans.
+    guard: Arc<crate::access::Guard>,
     /// TFTP carries no User-Agent: which phone each address last fetched its own file as.
     by_peer: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, PeerPhone>>>,
 }
@@ -192,7 +194,14 @@ impl Resolver {
             files_dir: files_dir.map(Arc::new),
             digests: Default::default(),
             by_peer: Default::default(),
+            guard: Arc::new(crate::access::Guard::new(Default::default())),
         }
+    }
+
+    /// The same resolver with other ban limits.
+    pub fn with_guard(mut self, cfg: crate::access::GuardConfig) -> Resolver {
+        self.guard = Arc::new(crate::access::Guard::new(cfg));
+        self
     }
 
     /// Notes that `peer` fetched a file of `mac` (TFTP only).
@@ -225,12 +234,12 @@ impl Resolver {
 
     /// The sha256 of a file, from the cache while the file is unchanged.
     fn digest(&self, path: &std::path::Path, len: u64, mtime: u128) -> Option<String> {
-        if let Ok(g) = self.digests.lock() {
-            if let Some((l, m, d)) = g.get(path) {
-                if *l == len && *m == mtime {
-                    return Some(d.clone());
-                }
-            }
+        if let Ok(g) = self.digests.lock()
+            && let Some((l, m, d)) = g.get(path)
+            && *l == len
+            && *m == mtime
+        {
+            return Some(d.clone());
         }
         use sha2::Digest;
         use std::io::Read;
@@ -348,12 +357,29 @@ impl Resolver {
     }
 
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
+        let now = now_ms();
+        if self.guard.banned(facts.peer, now) {
+            tracing::debug!(peer = %facts.peer, path = facts.path, "banned address refused");
+            return Resolution::NotFound;
+        }
         let Some(target) = split_path(facts.path) else {
             return Resolution::NotFound;
         };
+        let r = self.resolve_target(facts, &target, now);
+        if matches!(r, Resolution::NotFound) && name_mac(&target.name).is_some() {
+            let trusted = || self.seen.seen_from(facts.peer, now);
+            if let Some(ban) = self.guard.miss(facts.peer, now, trusted) {
+                tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
+                    until_ms = ban.until, transport = facts.transport.as_str(),
+                    "address banned: repeated misses on per-MAC files");
+            }
+        }
+        r
+    }
+
+    fn resolve_target(&self, facts: &RequestFacts<'_>, target: &Target, now: i64) -> Resolution {
         // The User-Agent is parsed only when the answer depends on it: a name without a MAC.
         // Over TFTP, which has none, the phone is known by its address instead.
-        let now = now_ms();
         let tftp = facts.transport == Transport::Tftp;
         let mut ua_mac: Option<Option<Mac>> = None;
         let mut ua_mac = || {

@@ -119,21 +119,20 @@ impl Manager {
                 )));
             }
         };
-        if vendor == "yealink" {
-            if let Some(m) = listed
+        if vendor == "yealink"
+            && let Some(m) = listed
                 .iter()
                 .filter_map(|m| cat.model(m))
                 .find(|m| m.family != Some(version.family()))
-            {
-                return Err(Error::Invalid(format!(
-                    "{file_name} (version {version}, family {}) does not fit a {} (family {})",
-                    version.family(),
-                    m.name,
-                    m.family
-                        .map(|f| f.to_string())
-                        .unwrap_or_else(|| "?".into())
-                )));
-            }
+        {
+            return Err(Error::Invalid(format!(
+                "{file_name} (version {version}, family {}) does not fit a {} (family {})",
+                version.family(),
+                m.name,
+                m.family
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "?".into())
+            )));
         }
         if listed.is_empty() {
             listed = id.map(|i| i.models).unwrap_or_default();

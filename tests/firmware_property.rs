@@ -192,16 +192,15 @@ async fn no_rendered_file_points_at_a_denied_image() {
                 let text = String::from_utf8_lossy(&bytes);
                 // Keys that choose firmware or the provisioning server carry only phoneprov's values.
                 for l in text.lines() {
-                    if let Some((k, _)) = l.split_once(" = ") {
-                        if phoneprov::catalog::Catalog::get()
+                    if let Some((k, _)) = l.split_once(" = ")
+                        && phoneprov::catalog::Catalog::get()
                             .reserved_by(k.trim())
                             .is_some()
-                        {
-                            assert!(
-                                !l.contains("evil.example"),
-                                "round {round}, {mac} {name}: {l}"
-                            );
-                        }
+                    {
+                        assert!(
+                            !l.contains("evil.example"),
+                            "round {round}, {mac} {name}: {l}"
+                        );
                     }
                 }
                 assert!(

@@ -93,10 +93,10 @@ pub fn identify(file_name: &str) -> Option<Identity> {
     }
     let mut models: Vec<String> = Vec::new();
     for n in names {
-        if let Some(m) = cat.model(n).filter(|m| m.vendor == "yealink") {
-            if !models.contains(&m.name) {
-                models.push(m.name.clone());
-            }
+        if let Some(m) = cat.model(n).filter(|m| m.vendor == "yealink")
+            && !models.contains(&m.name)
+        {
+            models.push(m.name.clone());
         }
     }
     if models.is_empty() {

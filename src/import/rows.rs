@@ -123,24 +123,25 @@ impl Pass {
                 None
             }
         };
-        if let (Some((p, _)), Some(site_id)) = (existing, site_id) {
-            if p.site_id != site_id && !self.opts.allow_move {
-                let from = self
-                    .existing
-                    .site_names
-                    .get(&p.site_id)
-                    .cloned()
-                    .unwrap_or_default();
-                err(
-                    errors,
-                    Col::Site,
-                    format!(
-                        "{} is enrolled in site '{from}'; pass --move to move it to '{}'",
-                        mac.colon(),
-                        site_name.unwrap_or_default()
-                    ),
-                );
-            }
+        if let (Some((p, _)), Some(site_id)) = (existing, site_id)
+            && p.site_id != site_id
+            && !self.opts.allow_move
+        {
+            let from = self
+                .existing
+                .site_names
+                .get(&p.site_id)
+                .cloned()
+                .unwrap_or_default();
+            err(
+                errors,
+                Col::Site,
+                format!(
+                    "{} is enrolled in site '{from}'; pass --move to move it to '{}'",
+                    mac.colon(),
+                    site_name.unwrap_or_default()
+                ),
+            );
         }
         // Label: a present column sets it, even to empty; an absent one keeps it.
         let label = match get(Col::Label) {
@@ -224,17 +225,17 @@ impl Pass {
                 None => lines.push(new),
             }
         }
-        if let Some(m) = model {
-            if let Some(l) = lines.iter().find(|l| l.n > m.accounts) {
-                err(
-                    errors,
-                    Col::Model,
-                    format!(
-                        "the phone has line {} but a {} has {} lines",
-                        l.n, m.name, m.accounts
-                    ),
-                );
-            }
+        if let Some(m) = model
+            && let Some(l) = lines.iter().find(|l| l.n > m.accounts)
+        {
+            err(
+                errors,
+                Col::Model,
+                format!(
+                    "the phone has line {} but a {} has {} lines",
+                    l.n, m.name, m.accounts
+                ),
+            );
         }
         if errors.len() > before {
             return None;

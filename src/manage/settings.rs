@@ -10,12 +10,12 @@ impl Manager {
         conn: &mut Conn,
         l: &LayerInput,
     ) -> Result<(Layer, Scope, Option<String>)> {
-        if let Some(v) = &l.vendor {
-            if Catalog::get().vendor(v).is_none() {
-                return Err(Error::Invalid(format!(
-                    "unknown vendor '{v}' (yealink or polycom)"
-                )));
-            }
+        if let Some(v) = &l.vendor
+            && Catalog::get().vendor(v).is_none()
+        {
+            return Err(Error::Invalid(format!(
+                "unknown vendor '{v}' (yealink or polycom)"
+            )));
         }
         match (&l.site, &l.model, &l.phone) {
             (None, None, Some(mac)) if l.vendor.is_none() => {

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub https: Option<String>,
     /// The operator's certificate and key; `None`: a self-signed one in `<data-dir>/tls/`.
     pub tls_files: Option<tls::TlsFiles>,
+    /// Limits for banning addresses that miss repeatedly; `None`: never ban.
+    pub guard: Option<crate::access::GuardConfig>,
     pub tftp_cfg: tftp::TftpConfig,
 }
 
@@ -151,7 +153,16 @@ pub async fn run(
     let policy = publisher.policy();
     let seen = Arc::new(SeenBuffer::default());
     let state = http::AppState::new(http::AppInner {
-        resolver: Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone())),
+        resolver: {
+            let r = Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone()));
+            match cfg.guard {
+                Some(g) => r.with_guard(g),
+                None => r.with_guard(crate::access::GuardConfig {
+                    threshold: u32::MAX,
+                    ..Default::default()
+                }),
+            }
+        },
         manager: Manager {
             store: store.clone(),
             renderer,

@@ -1,0 +1,142 @@
+//! A MAC scan learns nothing and gets its address banned; phones behind one NAT address in a
+//! boot storm are never refused.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::*;
+
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_is_banned_and_a_boot_storm_is_not() {
+    let env = Env::new();
+    env.ok(&["site", "add", "acme", "--sip-server", "pbx"]);
+    let mut csv = String::from("mac,model,site,line1_user,line1_password\n");
+    let macs: Vec<String> = (0..500).map(|i| format!("805ec2{i:06x}")).collect();
+    for (i, m) in macs.iter().enumerate() {
+        csv.push_str(&format!("{m},T54W,acme,{},secret-{i:04}-pw\n", 100 + i));
+    }
+    let p = env.data_dir().join("phones.csv");
+    std::fs::write(&p, csv).unwrap();
+    env.ok(&["import", p.to_str().unwrap()]);
+    let key = env.site_key("acme");
+    let srv = env.start();
+    let base = srv.url(&format!("/p/{key}"));
+
+    // 500 phones behind one address boot at once: their own files, then a file that does not
+    // exist (a miss each), all from 127.0.0.2.
+    let nat = client_from("127.0.0.2");
+    let mut tasks = Vec::new();
+    for chunk in macs.chunks(25) {
+        let (nat, base, chunk) = (nat.clone(), base.clone(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0;
+            for m in chunk {
+                let ua = format!("Yealink SIP-T54W 96.86.0.45 {}", m);
+                for f in [
+                    format!("{m}.boot"),
+                    "y000000000000.boot".into(),
+                    "y000000000096.cfg".into(),
+                    format!("{m}.cfg"),
+                ] {
+                    let r = nat
+                        .get(format!("{base}/{f}"))
+                        .header("User-Agent", &ua)
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() != 200 {
+                        refused += 1;
+                    }
+                }
+                let r = nat
+                    .get(format!("{base}/{m}-directory.xml"))
+                    .header("User-Agent", &ua)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 404);
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await.unwrap();
+    }
+    assert_eq!(refused, 0, "phones behind one address were refused");
+
+    // A scan of 20,000 random MACs from another address, then every real MAC.
+    let scanner = client_from("127.0.0.3");
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut batch = Vec::new();
+        for _ in 0..1250 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            batch.push(format!("001565{:06x}", x & 0xff_ffff));
+        }
+        let (scanner, base) = (scanner.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            for m in batch {
+                if scanner
+                    .get(format!("{base}/{m}.cfg"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    == 200
+                {
+                    got += 1;
+                }
+            }
+            got
+        }));
+    }
+    let mut harvested = 0;
+    for t in tasks {
+        harvested += t.await.unwrap();
+    }
+    assert_eq!(harvested, 0);
+    for m in &macs {
+        let r = scanner.get(format!("{base}/{m}.cfg")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "a banned address got {m}");
+    }
+    let log = srv.log();
+    assert!(
+        log.contains("address banned") && log.contains("127.0.0.3"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("peer=127.0.0.2 misses"),
+        "the NAT address was never banned"
+    );
+    // The ban holds on TFTP too.
+    let sock = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(format!("p/{key}/{}.cfg\0octet\0", macs[0]).as_bytes());
+    sock.send_to(&rrq, &srv.tftp).unwrap();
+    let mut buf = [0u8; 600];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"\x00\x05\x00\x01File not found\x00");
+    // The phones still boot.
+    let r = nat
+        .get(format!("{base}/{}.cfg", macs[7]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
