@@ -47,19 +47,23 @@ struct Bundle {
     firmware: Vec<(Target, Image)>,
 }
 
-/// The image a phone is to run: its own assignment, else its model's in the site, else the
-/// site's — only one that fits the phone's model — and only if the policy allows it now.
-fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a Image> {
-    let fits = |i: &&Image| i.models.contains(&phone.model);
+/// Which assigned image a phone runs: its own assignment, else its model's in its site, else
+/// its site's — only one that fits its model. The policy is not consulted here.
+fn assigned_image<'a>(assigned: &'a [(Target, Image)], phone: &Phone) -> Option<&'a Image> {
     let pick = |want: &dyn Fn(&Target) -> bool| {
-        b.firmware
+        assigned
             .iter()
-            .find(|(t, i)| want(t) && fits(&i))
+            .find(|(t, i)| want(t) && i.models.contains(&phone.model))
             .map(|(_, i)| i)
     };
-    let image = pick(&|t| matches!(t, Target::Phone { mac } if *mac == phone.mac))
-        .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == b.site.id && *model == phone.model)))
-        .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == b.site.id)))?;
+    pick(&|t| matches!(t, Target::Phone { mac } if *mac == phone.mac))
+        .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == phone.site_id && *model == phone.model)))
+        .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == phone.site_id)))
+}
+
+/// The image a phone is to run, only if the policy allows it now.
+fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a Image> {
+    let image = assigned_image(&b.firmware, phone)?;
     let verdict = policy.check(&crate::rollout::facts_of(image));
     if !verdict.allowed() {
         tracing::error!(mac = %phone.mac, file = %image.file_name, refusals = ?verdict.refusals,
@@ -67,6 +71,21 @@ fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a
         return None;
     }
     Some(image)
+}
+
+/// Every assignment with its image.
+async fn assigned_images(conn: &mut Conn) -> Result<Vec<(Target, Image)>, StoreError> {
+    let images = fw::images(conn).await?;
+    Ok(fw::assignments(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(t, sha)| {
+            images
+                .iter()
+                .find(|i| i.sha256 == sha)
+                .map(|i| (t, i.clone()))
+        })
+        .collect())
 }
 
 /// Loads what rendering a site needs; with `only`, just that phone of the site (the site's
@@ -104,19 +123,12 @@ async fn load_bundle(
             (phone.into_iter().collect(), lines, uploads)
         }
     };
-    let images = fw::images(conn).await?;
-    let firmware = fw::assignments(conn)
+    let firmware = assigned_images(conn)
         .await?
         .into_iter()
         .filter(|(t, _)| match t {
             Target::Site { site_id: s } | Target::SiteModel { site_id: s, .. } => *s == site_id,
             Target::Phone { mac } => phones.iter().any(|p| p.mac == *mac),
-        })
-        .filter_map(|(t, sha)| {
-            images
-                .iter()
-                .find(|i| i.sha256 == sha)
-                .map(|i| (t, i.clone()))
         })
         .collect();
     Ok(Some(Bundle {
@@ -318,31 +330,16 @@ fn rebuild_phone(
     out
 }
 
-/// Phones whose assigned image the policy denies: (MAC, file name). The same choice of image as
-/// [`target_image`], without the policy's veto.
+/// Phones whose assigned image the policy denies: (MAC, file name), chosen by the same
+/// [`assigned_image`] the renderer uses.
 pub async fn denied_assignments(
     conn: &mut Conn,
     policy: &Policy,
 ) -> Result<Vec<(Mac, String)>, StoreError> {
-    let images = fw::images(conn).await?;
-    let assigned = fw::assignments(conn).await?;
+    let assigned = assigned_images(conn).await?;
     let mut out = Vec::new();
     for p in store::list_phones(conn, None).await? {
-        let fits = |sha: &String| {
-            images
-                .iter()
-                .find(|i| i.sha256 == *sha && i.models.contains(&p.model))
-        };
-        let pick = |want: &dyn Fn(&Target) -> bool| {
-            assigned
-                .iter()
-                .find(|(t, sha)| want(t) && fits(sha).is_some())
-                .and_then(|(_, sha)| fits(sha))
-        };
-        let image = pick(&|t| matches!(t, Target::Phone { mac } if *mac == p.mac))
-            .or_else(|| pick(&|t| matches!(t, Target::SiteModel { site_id, model } if *site_id == p.site_id && *model == p.model)))
-            .or_else(|| pick(&|t| matches!(t, Target::Site { site_id } if *site_id == p.site_id)));
-        if let Some(i) = image
+        if let Some(i) = assigned_image(&assigned, &p)
             && !policy.check(&crate::rollout::facts_of(i)).allowed()
         {
             out.push((p.mac, i.file_name.clone()));

@@ -175,6 +175,15 @@ struct PeerPhone {
 /// How long an address stays tied to a phone (a boot takes seconds; DHCP leases change).
 const PEER_TTL_MS: i64 = 15 * 60 * 1000;
 
+/// A file's modification time in nanoseconds (0 when unknown), for caches and entity tags.
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 /// sha256 by path, with the size and modification time it was computed for.
 type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, String)>;
 
@@ -286,14 +295,8 @@ impl Resolver {
             }
         };
         let fw = self.ready.firmware();
-        let path = fw.by_sha.get(&sha)?;
-        let name_of = fw
-            .by_name
-            .iter()
-            .find(|(_, (_, s))| *s == sha)
-            .map(|(n, _)| n.clone())?;
-        let d = self.stored_image(&name_of)?;
-        tracing::info!(peer = %facts.peer, file = name, image = %name_of, path = %path.display(), "recovery request answered");
+        let d = self.verified(fw.by_sha.get(&sha)?, &sha)?;
+        tracing::info!(peer = %facts.peer, file = name, sha256 = %sha, "recovery request answered");
         Some(d)
     }
 
@@ -301,22 +304,20 @@ impl Resolver {
     fn stored_image(&self, name: &str) -> Option<DiskFile> {
         let fw = self.ready.firmware();
         let (path, sha) = fw.by_name.get(name)?;
+        self.verified(path, sha)
+    }
+
+    /// A stored image, if the bytes on disk are still the image the policy passed.
+    fn verified(&self, path: &std::path::Path, sha: &str) -> Option<DiskFile> {
         let meta = std::fs::metadata(path).ok()?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        // The bytes on disk must still be the image the policy passed.
-        let digest = self.digest(path, meta.len(), mtime)?;
-        if digest != *sha {
+        let digest = self.digest(path, meta.len(), mtime_ns(&meta))?;
+        if digest != sha {
             tracing::error!(file = %path.display(), expected = %sha, found = %digest,
                 "stored firmware image altered on disk: not served");
             return None;
         }
         Some(DiskFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             len: meta.len(),
             etag: format!("\"{}\"", &sha[..32]),
         })
@@ -330,12 +331,7 @@ impl Resolver {
         }
         let path = self.files_dir.as_ref()?.join(name);
         let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let mtime = mtime_ns(&meta);
         // By content: a denied image is never served, whatever it is called; an unknown image
         // is not served either, since nothing vouches for it.
         let fw = self.ready.firmware();

@@ -454,10 +454,7 @@ async fn server_refuses_to_start_on_a_broken_template() {
 async fn admin_api() {
     let env = Env::new();
     let srv = env.start();
-    let token = std::fs::read_to_string(env.data_dir().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = env.admin_token();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

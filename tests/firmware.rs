@@ -346,7 +346,7 @@ async fn audit_flags_phones_running_a_denied_build() {
     let o = env.run(&["firmware", "audit"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("80:5e:c0:aa:bb:cc"));
-    let token = std::fs::read_to_string(env.data_dir().join("admin-token")).unwrap();
+    let token = env.admin_token();
     let api: serde_json::Value = client()
         .get(srv.url(&format!("/api/v1/phones/{T54W_MAC}")))
         .bearer_auth(token.trim())
@@ -480,10 +480,7 @@ async fn firmware_over_the_admin_api() {
     let env = Env::new();
     env.seed();
     let srv = env.start();
-    let token = std::fs::read_to_string(env.data_dir().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = env.admin_token();
     let c = client();
     let api = |p: &str| srv.url(&format!("/api/v1{p}"));
     let good = blob(400_000, 5);

@@ -370,10 +370,7 @@ async fn import_over_the_api() {
     let env = Env::new();
     env.ok(&["site", "add", "valleywide", "--sip-server", "pbx"]);
     let srv = env.start();
-    let token = std::fs::read_to_string(env.data_dir().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = env.admin_token();
     let c = client();
     let body = std::fs::read(fixture("phones-sample.csv")).unwrap();
     let url = srv.url("/api/v1/import");

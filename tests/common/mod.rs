@@ -90,6 +90,14 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).expect("JSON output")
     }
 
+    /// The admin API's bearer token (created by the first `serve`).
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+
     /// The site's key, from its provisioning URL.
     pub fn site_key(&self, site: &str) -> String {
         let v = self.json(&["site", "show", site]);
