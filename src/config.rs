@@ -22,6 +22,16 @@ pub struct Cli {
     #[arg(long, env = "PHONEPROV_PUBLIC_URL", global = true, value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// Base HTTPS URL phones reach this server at (e.g. https://prov.example.com:8443), for
+    /// sites that require HTTPS. Put it in the settings file as `public_https_url`.
+    #[arg(
+        long,
+        env = "PHONEPROV_PUBLIC_HTTPS_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub public_https_url: Option<String>,
+
     /// Settings file (TOML). Default: <data-dir>/phoneprov.toml, if it exists.
     #[arg(long, env = "PHONEPROV_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -81,6 +91,26 @@ pub enum Command {
     },
     /// Print exactly the bytes a phone would get (without FILE: the names of its files).
     Render { mac: String, file: Option<String> },
+    /// Admin API tokens (kept as hashes).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Fetches of sensitive files (per-MAC and rendered files), newest first.
+    Audit {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long, value_name = "IP")]
+        peer: Option<String>,
+        /// served, not-found, unauthorized, refused-network, refused-transport, banned.
+        #[arg(long)]
+        result: Option<String>,
+        /// Only the last DURATION (e.g. 1h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +219,8 @@ pub enum SiteCmd {
         /// server for a .rom/.bin/.rfs; "off" to stop.
         #[arg(long, value_name = "IMAGE|off")]
         recovery: Option<String>,
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// List sites.
     List,
@@ -201,6 +233,49 @@ pub enum SiteCmd {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Who may fetch a site's files.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Provisioning login phones must present (HTTP Basic or Digest). Changing it starts a
+    /// rotation: the old login is still accepted for --rotation-window.
+    #[arg(long, value_name = "USER")]
+    pub auth_user: Option<String>,
+    /// Password of the login ("-" reads it from standard input, keeping it out of the
+    /// process list).
+    #[arg(long, value_name = "PASSWORD")]
+    pub auth_password: Option<String>,
+    /// Remove the login: the site's files need no credentials.
+    #[arg(long, conflicts_with_all = ["auth_user", "auth_password"])]
+    pub no_auth: bool,
+    /// How long the previous login keeps working after a change (e.g. 7d, 12h, 0).
+    #[arg(long, value_name = "DURATION")]
+    pub rotation_window: Option<String>,
+    /// Only these networks may fetch the site's files (repeat; replaces the list).
+    #[arg(long, value_name = "CIDR")]
+    pub allow_net: Vec<String>,
+    /// Remove the network restriction.
+    #[arg(long, conflicts_with = "allow_net")]
+    pub any_net: bool,
+    /// Refuse plain HTTP and TFTP for the site; rendered URLs use the public HTTPS URL.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_https: Option<bool>,
+    /// Rendered files over TFTP (which carries no credentials): auto (allowed unless the site
+    /// has a login), allow, deny.
+    #[arg(long, value_name = "auto|allow|deny")]
+    pub tftp: Option<String>,
+}
+
+/// Admin API tokens.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Make a token; it is printed once and only its hash is kept.
+    New { name: String },
+    /// List tokens by name.
+    List,
+    /// Revoke a token (a running server stops accepting it at once).
+    Rm { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +443,7 @@ pub struct FileConfig {
     pub http: Option<String>,
     pub tftp: Option<String>,
     pub public_url: Option<String>,
+    pub public_https_url: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -392,6 +468,8 @@ pub struct Settings {
     pub public_url: String,
     /// Whether the public URL was configured, or guessed from the listen address.
     pub public_url_configured: bool,
+    /// Base HTTPS URL for sites that require HTTPS.
+    pub public_https_url: Option<String>,
     pub http: String,
     /// TFTP listen address; `None` when turned off.
     pub tftp: Option<String>,
@@ -424,10 +502,16 @@ impl Settings {
             Some(u) => check_url(u)?,
             None => default_public_url(&http),
         };
+        let public_https_url = match cli.public_https_url.clone().or(file.public_https_url) {
+            Some(u) if u.trim().starts_with("https://") => Some(check_url(&u)?),
+            Some(u) => return Err(ConfigError::PublicUrl(u)),
+            None => None,
+        };
         Ok(Settings {
             data_dir,
             public_url,
             public_url_configured: configured.is_some(),
+            public_https_url,
             http,
             tftp,
         })
@@ -441,9 +525,36 @@ impl Settings {
         self.data_dir.join("templates")
     }
 
-    pub fn admin_token_path(&self) -> PathBuf {
-        self.data_dir.join("admin-token")
+    pub fn tokens_path(&self) -> PathBuf {
+        self.data_dir.join(crate::tokens::FILE)
     }
+
+    /// The base URLs rendered files point at.
+    pub fn urls(&self) -> crate::render::Urls {
+        crate::render::Urls::new(&self.public_url, self.public_https_url.as_deref())
+    }
+}
+
+/// `7d`, `12h`, `30m`, `45s`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| {
+        format!("duration '{s}' must be a number with a unit: 7d, 12h, 30m, 45s, 500ms")
+    })?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("duration '{s}': unit must be ms, s, m, h or d")),
+    };
+    n.checked_mul(ms)
+        .filter(|v| *v <= 10 * 365 * 86_400_000)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("duration '{s}' is too long"))
 }
 
 fn read_file(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError> {
@@ -508,5 +619,16 @@ mod tests {
         assert!(check_url("http://").is_err());
         assert_eq!(default_public_url("0.0.0.0:8080"), "http://127.0.0.1:8080");
         assert_eq!(default_public_url("10.0.0.5:80"), "http://10.0.0.5:80");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
+        for bad in ["", "d", "7w", "-1s", "99999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -19,11 +19,15 @@
 //! | [`lastseen`] | last-seen records batched off the request path |
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
 //! | [`access`] | repeated misses and bans: decisions, no I/O |
+//! | [`auth`] | provisioning credentials on the wire: Basic, Digest, nonces, replay |
+//! | [`net`] | address ranges for per-site allowed networks |
+//! | [`audit`] | the fetch audit, batched off the request path |
 //! | [`resolve`] | the one decision of what a request gets, for every transport |
 //! | [`manage`] | the operator's verbs, shared by CLI and admin API |
 //! | [`rollout`] | firmware verbs: store, assign, check, audit |
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
+//! | [`tokens`] | admin API tokens, kept as hashes |
 //! | [`serve`] | transports and the server's lifetime |
 //!
 //! # Dependency rule
@@ -37,6 +41,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod firmware;
@@ -45,6 +51,7 @@ pub mod lastseen;
 pub mod mac;
 pub mod manage;
 pub mod model;
+pub mod net;
 pub mod publish;
 pub mod recover;
 pub mod render;
@@ -52,3 +59,4 @@ pub mod resolve;
 pub mod rollout;
 pub mod serve;
 pub mod store;
+pub mod tokens;

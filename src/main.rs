@@ -72,12 +72,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let result = match cli.command {
         Command::Serve(args) => serve_cmd(store.clone(), &settings, args).await,
+        Command::Token(cmd) => output::token_cmd(&settings.tokens_path(), cmd, json),
         Command::Recover(args) => {
-            let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
+            let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
             recover_cmd(&m, args).await
         }
         cmd => {
-            let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
+            let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
             command(&m, cmd, json).await
         }
     };
@@ -97,32 +98,6 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
-}
-
-/// Reads the admin token, creating it (0600, 256 random bits) on first start.
-fn admin_token(path: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
-        Ok(_) => anyhow::bail!(
-            "admin token file {} is empty; delete it to make a new one",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let token = hex::encode(b);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{token}")?;
-    tracing::info!(path = %path.display(), "admin token created");
-    Ok(token)
 }
 
 /// `phoneprov recover`: refuses a denied or ill-fitting image, then answers image requests
@@ -181,7 +156,12 @@ async fn recover_cmd(
 }
 
 async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let token = admin_token(&settings.admin_token_path())?;
+    phoneprov::tokens::migrate_legacy(&settings.tokens_path())?;
+    if phoneprov::tokens::read(&settings.tokens_path())?.is_empty() {
+        tracing::warn!(
+            "no admin tokens: the admin API refuses every call; make one with `phoneprov token new NAME`"
+        );
+    }
     let cfg = ServeConfig {
         http: settings.http.clone(),
         public_url: settings
@@ -190,7 +170,7 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         template_dir: settings.template_dir(),
         files_dir: settings.data_dir.join("files"),
         data_dir: settings.data_dir.clone(),
-        admin_token: token,
+        public_https_url: settings.public_https_url.clone(),
         upload_cap: 1024 * 1024,
         poll_every: std::time::Duration::from_millis(500),
         tftp: settings.tftp.clone(),
@@ -306,8 +286,22 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             allow_keyless,
             rotate_key,
             recovery,
+            access,
         }) => {
             let ntp = (!ntp.is_empty()).then_some(ntp);
+            let auth_password = match access.auth_password.as_deref() {
+                Some("-") => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    Some(line.trim_end_matches(['\r', '\n']).to_string())
+                }
+                other => other.map(str::to_string),
+            };
+            let allow_nets = match (access.any_net, access.allow_net.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, false) => Some(access.allow_net),
+                (false, true) => None,
+            };
             let v = m
                 .site_update(
                     &name,
@@ -319,6 +313,13 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                         allow_keyless,
                         rotate_key,
                         recovery,
+                        auth_user: access.auth_user,
+                        auth_password,
+                        no_auth: access.no_auth,
+                        rotation_window: access.rotation_window,
+                        allow_nets,
+                        require_https: access.require_https,
+                        tftp: access.tftp,
                     },
                 )
                 .await?;
@@ -561,6 +562,24 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             let out = std::io::stdout().lock();
             let n = phoneprov::import::export(m, site.as_deref(), with_secrets, out).await?;
             tracing::info!(phones = n, "exported");
+        }
+        Command::Token(_) => unreachable!("handled before the manager opens"),
+        Command::Audit {
+            site,
+            mac,
+            peer,
+            result,
+            since,
+            limit,
+        } => {
+            let since = since
+                .map(|d| phoneprov::config::parse_duration(&d).map_err(manage::Error::Invalid))
+                .transpose()?
+                .map(|d| phoneprov::store::now_ms() - d.as_millis() as i64);
+            let rows = m
+                .audit(site.as_deref(), mac.as_deref(), peer, result, since, limit)
+                .await?;
+            print(json, &rows, output::audit_table(&rows));
         }
         Command::Render { mac, file } => {
             let files = m.render_phone(&mac).await?;

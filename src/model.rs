@@ -70,6 +70,87 @@ pub struct Site {
     pub allow_keyless: bool,
     /// sha256 of the stored image handed to phones in recovery mode, if switched on.
     pub recovery_sha256: Option<String>,
+    /// Who may fetch the site's files, from where, over what.
+    pub access: SiteAccess,
+}
+
+/// A provisioning login (HTTP Basic or Digest). The password is never printed or serialised.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Credential {
+    pub user: String,
+    #[serde(skip)]
+    pub password: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Whether a site's sensitive files (everything rendered for it) may go out over TFTP, which
+/// cannot carry credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TftpSensitive {
+    /// Allowed unless the site has credentials.
+    #[default]
+    Auto,
+    Allow,
+    Deny,
+}
+
+impl TftpSensitive {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TftpSensitive::Auto => "auto",
+            TftpSensitive::Allow => "allow",
+            TftpSensitive::Deny => "deny",
+        }
+    }
+}
+
+impl FromStr for TftpSensitive {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(TftpSensitive::Auto),
+            "allow" => Ok(TftpSensitive::Allow),
+            "deny" => Ok(TftpSensitive::Deny),
+            _ => Err(format!("tftp '{s}' must be auto, allow or deny")),
+        }
+    }
+}
+
+/// A site's fetch rules: credentials (with the one being rotated out), allowed networks,
+/// HTTPS only, TFTP for sensitive files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SiteAccess {
+    pub auth: Option<Credential>,
+    /// The credential being rotated out, accepted until `previous_until` (unix ms).
+    pub previous_auth: Option<Credential>,
+    pub previous_until: Option<i64>,
+    /// Bumped on every credential change; fetches record which one they proved.
+    pub auth_generation: i64,
+    /// When set, only these networks may fetch the site's files.
+    pub allow_nets: Vec<crate::net::Cidr>,
+    /// Plain HTTP (and TFTP) refused for the site's sensitive files; rendered URLs use https.
+    pub require_https: bool,
+    pub tftp_sensitive: TftpSensitive,
+}
+
+impl SiteAccess {
+    /// Whether rendered files may go out over TFTP.
+    pub fn tftp_allowed(&self) -> bool {
+        match self.tftp_sensitive {
+            TftpSensitive::Allow => !self.require_https,
+            TftpSensitive::Deny => false,
+            TftpSensitive::Auto => self.auth.is_none() && !self.require_https,
+        }
+    }
 }
 
 /// A phone: a MAC of a known model, in one site.

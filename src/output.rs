@@ -27,6 +27,78 @@ fn when(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `phoneprov token new|list|rm`.
+pub fn token_cmd(
+    path: &std::path::Path,
+    cmd: phoneprov::config::TokenCmd,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    use phoneprov::config::TokenCmd;
+    use phoneprov::tokens;
+    let refused = |e: tokens::TokenError| -> anyhow::Error {
+        match e {
+            tokens::TokenError::Invalid(m) => phoneprov::manage::Error::Invalid(m).into(),
+            tokens::TokenError::NotFound(m) => {
+                phoneprov::manage::Error::NotFound(format!("no admin token named '{m}'")).into()
+            }
+            other => other.into(),
+        }
+    };
+    match cmd {
+        TokenCmd::New { name } => {
+            let token = tokens::create(path, &name).map_err(refused)?;
+            print(
+                json,
+                &serde_json::json!({"name": name, "token": token}),
+                format!(
+                    "{token}\n(shown once: only its hash is kept in {})",
+                    path.display()
+                ),
+            );
+        }
+        TokenCmd::List => {
+            let entries = tokens::read(path).map_err(refused)?;
+            let text = entries
+                .iter()
+                .map(|e| format!("{}  created {}", e.name, when(e.created_at)))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, &entries, text);
+        }
+        TokenCmd::Rm { name } => {
+            tokens::remove(path, &name).map_err(refused)?;
+            print(
+                json,
+                &serde_json::json!({"removed": name}),
+                format!("token '{name}' revoked"),
+            );
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The fetch audit as a table.
+pub fn audit_table(rows: &[phoneprov::store::AuditRow]) -> String {
+    let mut out = String::from(
+        "LAST SEEN                  COUNT  PEER             VIA    SITE         MAC           FILE                      RESULT             LOGIN",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "\n{:<26} {:>5}  {:<16} {:<6} {:<12} {:<13} {:<25} {:<18} {}",
+            when(r.last_at),
+            r.count,
+            r.peer,
+            r.transport,
+            r.site.as_deref().unwrap_or("-"),
+            r.mac.as_deref().unwrap_or("-"),
+            r.file,
+            r.result,
+            r.auth
+        ));
+    }
+    out
+}
+
 pub fn site_text(v: &SiteView) -> String {
     let s = &v.site;
     let mut out = format!(
@@ -42,6 +114,38 @@ pub fn site_text(v: &SiteView) -> String {
     out.push_str(&format!(
         "key-less at /:    {}",
         if s.allow_keyless { "allowed" } else { "no" }
+    ));
+    let a = &s.access;
+    match &a.auth {
+        Some(c) => {
+            out.push_str(&format!(
+                "\nlogin:            {} (phones that fetched with it: {} of {})",
+                c.user,
+                v.phones_on_current_login.unwrap_or(0),
+                v.phones
+            ));
+            if let (Some(p), Some(until)) = (&a.previous_auth, a.previous_until) {
+                out.push_str(&format!(
+                    "\nprevious login:   {} accepted until {}",
+                    p.user,
+                    when(until)
+                ));
+            }
+        }
+        None => out.push_str("\nlogin:            none (the site key alone guards the files)"),
+    }
+    if !a.allow_nets.is_empty() {
+        let nets: Vec<String> = a.allow_nets.iter().map(|n| n.to_string()).collect();
+        out.push_str(&format!("\nallowed networks: {}", nets.join(", ")));
+    }
+    out.push_str(&format!(
+        "\nHTTPS only:       {}\nTFTP for configs: {}",
+        if a.require_https { "yes" } else { "no" },
+        if a.tftp_allowed() {
+            "allowed"
+        } else {
+            "refused"
+        }
     ));
     out
 }
@@ -162,7 +266,7 @@ pub async fn seed_demo(
     cfg: &ServeConfig,
 ) -> anyhow::Result<Option<Demo>> {
     let _ = cfg;
-    let m = Manager::open(store.clone(), &settings.public_url, &settings.data_dir)?;
+    let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
     let sites = m.site_list().await?;
     if let Some(site) = sites.into_iter().find(|s| s.site.name == "demo") {
         return Ok(Some(Demo { site }));

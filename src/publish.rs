@@ -215,6 +215,7 @@ fn build(
         key: b.site.key.clone(),
         allow_keyless: b.site.allow_keyless,
         recovery: b.site.recovery_sha256.clone(),
+        access: b.site.access.clone(),
         ..Default::default()
     };
     match renderer.site_files(&b.site, &allowed_settings(&b.settings, policy)) {
@@ -388,7 +389,7 @@ pub struct Publisher {
     policy_path: PathBuf,
     policy_print: Option<(u64, Option<std::time::SystemTime>)>,
     firmware_dir: PathBuf,
-    public_url: String,
+    urls: crate::render::Urls,
     template_dir: PathBuf,
     template_print: Vec<(String, u64, Option<std::time::SystemTime>)>,
     seq: i64,
@@ -400,7 +401,7 @@ impl Publisher {
     pub async fn start(
         store: Store,
         ready: Arc<Ready>,
-        public_url: &str,
+        urls: &crate::render::Urls,
         template_dir: PathBuf,
         data_dir: PathBuf,
     ) -> Result<Publisher, PublishError> {
@@ -408,7 +409,7 @@ impl Publisher {
         let policy_path = data_dir.join(crate::firmware::policy::OPERATOR_FILE);
         let policy_print = file_print(&policy_path);
         let policy = SharedPolicy::new(Policy::load(&policy_path)?);
-        let renderer = SharedRenderer::new(Renderer::new(public_url, Some(&template_dir))?);
+        let renderer = SharedRenderer::new(Renderer::new(urls, Some(&template_dir))?);
         let mut p = Publisher {
             store,
             ready,
@@ -417,7 +418,7 @@ impl Publisher {
             policy_path,
             policy_print,
             firmware_dir: data_dir.join("firmware"),
-            public_url: public_url.to_string(),
+            urls: urls.clone(),
             template_dir,
             template_print,
             seq: 0,
@@ -496,7 +497,7 @@ impl Publisher {
         let print = crate::render::templates::fingerprint(&self.template_dir);
         if print != self.template_print {
             self.template_print = print;
-            match Renderer::new(&self.public_url, Some(&self.template_dir)) {
+            match Renderer::new(&self.urls, Some(&self.template_dir)) {
                 Ok(r) => {
                     tracing::info!(dir = %self.template_dir.display(), "templates changed; re-rendering");
                     self.renderer.set(r);

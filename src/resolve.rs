@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::audit::{self, AuditBuffer};
 use crate::catalog::{Catalog, UserAgent};
 use crate::lastseen::SeenBuffer;
 use crate::mac::Mac;
@@ -29,6 +30,7 @@ pub const MAX_NAME: usize = 255;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Http,
+    Https,
     Tftp,
 }
 
@@ -36,6 +38,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Http => "http",
+            Transport::Https => "https",
             Transport::Tftp => "tftp",
         }
     }
@@ -49,6 +52,26 @@ pub struct RequestFacts<'a> {
     pub peer: IpAddr,
     pub user_agent: Option<&'a str>,
     pub transport: Transport,
+    /// The `Authorization` header, if any (HTTP only).
+    pub authorization: Option<&'a str>,
+    /// The request method and target as sent (Digest signs both).
+    pub method: &'a str,
+    pub uri: &'a str,
+}
+
+impl<'a> RequestFacts<'a> {
+    /// A request that carries nothing but a path (TFTP, tools).
+    pub fn bare(path: &'a str, peer: IpAddr, transport: Transport) -> RequestFacts<'a> {
+        RequestFacts {
+            path,
+            peer,
+            user_agent: None,
+            transport,
+            authorization: None,
+            method: "GET",
+            uri: path,
+        }
+    }
 }
 
 /// What the request gets.
@@ -59,6 +82,11 @@ pub enum Resolution {
     /// An operator's file on disk, to be streamed.
     Disk(DiskFile),
     NotFound,
+    /// Credentials needed: HTTP answers with a challenge; TFTP as any miss. Also the answer to
+    /// every miss that names no site without credentials while any site has them, so a caller
+    /// without valid credentials cannot tell a wrong key, an unknown MAC, a missing file and
+    /// wrong credentials apart.
+    Unauthorized,
 }
 
 /// A static file found under the files directory.
@@ -161,6 +189,10 @@ pub struct Resolver {
     digests: Arc<std::sync::Mutex<DigestCache>>,
     /// Repeated misses on per-MAC names, and bans.
     guard: Arc<crate::access::Guard>,
+    /// Checks provisioning credentials.
+    auth: Arc<crate::auth::Authenticator>,
+    /// Fetches of sensitive files, for the audit.
+    audit: Arc<AuditBuffer>,
     /// TFTP carries no User-Agent: which phone each address last fetched its own file as.
     by_peer: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, PeerPhone>>>,
 }
@@ -204,7 +236,20 @@ impl Resolver {
             digests: Default::default(),
             by_peer: Default::default(),
             guard: Arc::new(crate::access::Guard::new(Default::default())),
+            auth: Default::default(),
+            audit: Default::default(),
         }
+    }
+
+    /// The same resolver noting audited fetches into `audit`.
+    pub fn with_audit(mut self, audit: Arc<AuditBuffer>) -> Resolver {
+        self.audit = audit;
+        self
+    }
+
+    /// A fresh challenge, for answering [`Resolution::Unauthorized`] over HTTP.
+    pub fn challenge(&self) -> [String; 2] {
+        self.auth.challenge(now_ms())
     }
 
     /// The same resolver with other ban limits.
@@ -354,16 +399,41 @@ impl Resolver {
 
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
         let now = now_ms();
+        let snap = self.ready.load();
+        let generic_miss = || match snap.any_auth() {
+            true => Resolution::Unauthorized,
+            false => Resolution::NotFound,
+        };
         if self.guard.banned(facts.peer, now) {
             tracing::debug!(peer = %facts.peer, path = facts.path, "banned address refused");
-            return Resolution::NotFound;
+            if let Some(t) = split_path(facts.path).filter(|t| name_mac(&t.name).is_some()) {
+                self.audit.note(
+                    audit::Event {
+                        peer: facts.peer,
+                        transport: facts.transport.as_str(),
+                        site_id: None,
+                        mac: name_mac(&t.name),
+                        file: t.name,
+                        result: audit::FetchResult::Banned,
+                        auth: "none",
+                        auth_generation: None,
+                    },
+                    now,
+                );
+            }
+            return generic_miss();
         }
         let Some(target) = split_path(facts.path) else {
-            return Resolution::NotFound;
+            return generic_miss();
         };
-        let r = self.resolve_target(facts, &target, now);
-        if matches!(r, Resolution::NotFound) && name_mac(&target.name).is_some() {
-            let trusted = || self.seen.seen_from(facts.peer, now);
+        let (r, count_miss) = self.resolve_target(facts, &target, &snap, now);
+        if count_miss {
+            let trusted = || {
+                self.seen.seen_from(facts.peer, now)
+                    || snap
+                        .sites()
+                        .any(|s| s.access.allow_nets.iter().any(|n| n.contains(facts.peer)))
+            };
             if let Some(ban) = self.guard.miss(facts.peer, now, trusted) {
                 tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
                     until_ms = ban.until, transport = facts.transport.as_str(),
@@ -373,7 +443,52 @@ impl Resolver {
         r
     }
 
-    fn resolve_target(&self, facts: &RequestFacts<'_>, target: &Target, now: i64) -> Resolution {
+    /// Whether the caller may have the site's files, and what its credentials proved. The
+    /// credential check runs for every HTTP request that names a site, with or without one,
+    /// and costs the same whatever it finds.
+    fn gate(&self, site: Option<&SiteFiles>, facts: &RequestFacts<'_>, now: i64) -> Gate {
+        let a = site.map(|s| &s.access);
+        let auth = match facts.transport {
+            Transport::Tftp => None,
+            _ => {
+                let cur = a.and_then(|a| a.auth.as_ref());
+                let prev = a
+                    .filter(|a| a.previous_until.is_some_and(|u| now < u))
+                    .and_then(|a| a.previous_auth.as_ref());
+                let o =
+                    self.auth
+                        .check(facts.authorization, facts.method, facts.uri, cur, prev, now);
+                cur.is_some().then_some(o)
+            }
+        };
+        let Some(a) = a else {
+            return Gate::NoSite;
+        };
+        if !a.allow_nets.is_empty() && !a.allow_nets.iter().any(|n| n.contains(facts.peer)) {
+            return Gate::Network;
+        }
+        if a.require_https && facts.transport != Transport::Https {
+            return Gate::Transport;
+        }
+        match (facts.transport, a.auth.is_some()) {
+            (Transport::Tftp, _) => Gate::Open {
+                tftp_sensitive: a.tftp_allowed(),
+            },
+            (_, false) => Gate::Open {
+                tftp_sensitive: true,
+            },
+            (_, true) => Gate::Auth(auth.unwrap_or(crate::auth::Outcome::Missing)),
+        }
+    }
+
+    /// The answer, and whether it counts as a miss toward a ban.
+    fn resolve_target(
+        &self,
+        facts: &RequestFacts<'_>,
+        target: &Target,
+        snap: &crate::render::Snapshot,
+        now: i64,
+    ) -> (Resolution, bool) {
         // The User-Agent is parsed only when the answer depends on it: a name without a MAC.
         // Over TFTP, which has none, the phone is known by its address instead.
         let tftp = facts.transport == Transport::Tftp;
@@ -384,30 +499,90 @@ impl Resolver {
                 false => facts.user_agent.and_then(|u| UserAgent::parse(u).mac),
             })
         };
-        let snap = self.ready.load();
         let site = match &target.key {
             Some(key) => snap.site_by_key(key).cloned(),
             None => keyless_site(snap.keyless(), &target.name, &mut ua_mac),
         };
+        let gate = self.gate(site.as_deref(), facts, now);
         let file = site
             .as_ref()
             .and_then(|s| lookup(s, &target.name, &mut ua_mac));
-        let (Some(site), Some(file)) = (site, file) else {
-            // Static files: under a valid site key, or at the root when a site serves there.
-            let allowed = match &target.key {
-                Some(key) => snap.site_by_key(key).is_some(),
-                None => !snap.keyless().is_empty(),
-            };
-            let found = allowed
-                .then(|| {
-                    self.stored_image(&target.name)
-                        .or_else(|| self.disk(&target.name))
-                })
-                .flatten()
-                .or_else(|| self.recovery_image(&snap, target.key.as_deref(), &target.name, facts));
-            return match found {
-                Some(d) => Resolution::Disk(d),
-                None => Resolution::NotFound,
+        let per_mac = name_mac(&target.name);
+        let sensitive = file.is_some() || per_mac.is_some();
+        let (auth_word, generation) = match (&gate, &site) {
+            (Gate::Auth(o), Some(s)) => (o.as_str(), Some(s.access.auth_generation)),
+            _ => ("none", None),
+        };
+        let site_id = site.as_ref().map(|s| s.site_id);
+        let audit_mac = file.as_ref().and_then(|f| f.mac).or(per_mac);
+        let note = |result: audit::FetchResult| {
+            if sensitive {
+                self.audit.note(
+                    audit::Event {
+                        peer: facts.peer,
+                        transport: facts.transport.as_str(),
+                        site_id,
+                        mac: audit_mac,
+                        file: target.name.clone(),
+                        result,
+                        auth: auth_word,
+                        auth_generation: generation,
+                    },
+                    now,
+                );
+            }
+        };
+        let site_has_auth = site.as_ref().is_some_and(|s| s.access.auth.is_some());
+        let no_site = site.is_none();
+        let miss = || match site_has_auth || (no_site && snap.any_auth()) {
+            true => Resolution::Unauthorized,
+            false => Resolution::NotFound,
+        };
+        // Anything that ends in a miss does the same work first: a look in the files
+        // directory, so a miss takes as long whatever caused it.
+        let static_file = || {
+            self.stored_image(&target.name)
+                .or_else(|| self.disk(&target.name))
+        };
+        let recovery = || self.recovery_image(snap, target.key.as_deref(), &target.name, facts);
+        let refused = |result: audit::FetchResult| {
+            let _ = static_file();
+            note(result);
+            (miss(), per_mac.is_some())
+        };
+        let authorized = match gate {
+            Gate::NoSite => {
+                // Static files at the root when some site serves there; recovery images.
+                let keyless_root = target.key.is_none() && !snap.keyless().is_empty();
+                let found = static_file().filter(|_| keyless_root).or_else(recovery);
+                return match found {
+                    Some(d) => (Resolution::Disk(d), false),
+                    None => refused(audit::FetchResult::NotFound),
+                };
+            }
+            Gate::Network => return refused(audit::FetchResult::RefusedNetwork),
+            Gate::Transport => return refused(audit::FetchResult::RefusedTransport),
+            Gate::Open { tftp_sensitive } => {
+                if sensitive && !tftp_sensitive {
+                    return refused(audit::FetchResult::RefusedTransport);
+                }
+                true
+            }
+            Gate::Auth(o) => o.ok(),
+        };
+        let (Some(site), true) = (site, authorized) else {
+            // A site that wants credentials the caller did not prove. A phone's first try
+            // carries none; only a wrong answer, or a name we do not have, counts toward a ban.
+            let _ = static_file();
+            note(audit::FetchResult::Unauthorized);
+            let counts = per_mac.is_some()
+                && (file.is_none() || !matches!(gate, Gate::Auth(crate::auth::Outcome::Missing)));
+            return (Resolution::Unauthorized, counts);
+        };
+        let Some(file) = file else {
+            return match static_file().or_else(recovery) {
+                Some(d) => (Resolution::Disk(d), false),
+                None => refused(audit::FetchResult::NotFound),
             };
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
@@ -427,26 +602,67 @@ impl Resolver {
                 facts.user_agent,
             );
         }
-        Resolution::Found(file)
+        note(audit::FetchResult::Served);
+        (Resolution::Found(file), false)
     }
 
     /// Where a phone's upload goes: its site and MAC, if the path names a file the phone's
-    /// vendor uploads and the phone is in the site. `None` is answered like any other miss.
-    pub fn upload_target(&self, path: &str) -> Option<(i64, Mac, String)> {
-        let target = split_path(path)?;
+    /// vendor uploads, the phone is in the site, and the caller passes the site's gate.
+    /// `None` is answered like any other miss.
+    pub fn upload_target(
+        &self,
+        facts: &RequestFacts<'_>,
+    ) -> Result<(i64, Mac, String), Resolution> {
         let snap = self.ready.load();
+        let generic = match snap.any_auth() {
+            true => Resolution::Unauthorized,
+            false => Resolution::NotFound,
+        };
+        if self.guard.banned(facts.peer, now_ms()) {
+            return Err(generic);
+        }
+        let target = split_path(facts.path).ok_or(generic.clone())?;
         let site = match &target.key {
             Some(key) => snap.site_by_key(key).cloned(),
             None => keyless_site(snap.keyless(), &target.name, &mut || None),
-        }?;
-        let mac = name_mac(&target.name)?;
-        let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
-        let pattern_ok = vendor
-            .uploads
-            .iter()
-            .any(|u| u.name.replace("{mac}", &mac.to_string()) == target.name);
-        pattern_ok.then(|| (site.site_id, mac, target.name))
+        };
+        let gate = self.gate(site.as_deref(), facts, now_ms());
+        let site = site.ok_or(generic)?;
+        let miss = match site.access.auth.is_some() {
+            true => Resolution::Unauthorized,
+            false => Resolution::NotFound,
+        };
+        match gate {
+            Gate::Open { .. } => {}
+            Gate::Auth(o) if o.ok() => {}
+            _ => return Err(miss),
+        }
+        let found = (|| {
+            let mac = name_mac(&target.name)?;
+            let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
+            let pattern_ok = vendor
+                .uploads
+                .iter()
+                .any(|u| u.name.replace("{mac}", &mac.to_string()) == target.name);
+            pattern_ok.then(|| (site.site_id, mac, target.name.clone()))
+        })();
+        found.ok_or(miss)
     }
+}
+
+/// What a site's rules say of a request, before any file is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// The request names no site.
+    NoSite,
+    /// From outside the site's allowed networks.
+    Network,
+    /// Over a transport the site refuses (plain HTTP or TFTP when it requires HTTPS).
+    Transport,
+    /// No credentials needed; whether rendered files may go out over TFTP.
+    Open { tftp_sensitive: bool },
+    /// Credentials needed; what the request proved.
+    Auth(crate::auth::Outcome),
 }
 
 /// At the key-less root: the site whose phone the name (or the User-Agent) names; for a name

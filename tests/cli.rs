@@ -458,11 +458,12 @@ async fn admin_api() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(env.data_dir().join("admin-token"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let path = env.data_dir().join("admin-tokens");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // Only its hash is kept.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token), "{text}");
     }
     let c = client();
     let api = |p: &str| srv.url(&format!("/api/v1{p}"));

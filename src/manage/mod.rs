@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::mac::Mac;
-use crate::model::{Layer, Line, Phone, Seen, Setting, Site, Transport, check_setting, check_text};
+use crate::model::{
+    Credential, Layer, Line, Phone, Seen, Setting, Site, SiteAccess, Transport, check_setting,
+    check_text,
+};
 use crate::publish::{PublishError, trial_render};
-use crate::render::{RenderError, SharedRenderer, context::parse_time_zone, site_url};
+use crate::render::{RenderError, SharedRenderer, context::parse_time_zone};
 use crate::store::{self, Conn, Scope, SiteFields, Store, StoreError, Tx};
 
 mod phones;
@@ -89,6 +92,23 @@ pub struct SiteUpdate {
     pub recovery: Option<String>,
     #[serde(default)]
     pub rotate_key: bool,
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    #[serde(default)]
+    pub auth_password: Option<String>,
+    #[serde(default)]
+    pub no_auth: bool,
+    /// How long the previous login keeps working (`7d`, `12h`, `0`); default 7 days.
+    #[serde(default)]
+    pub rotation_window: Option<String>,
+    /// Replaces the allowed networks; an empty list removes the restriction.
+    #[serde(default)]
+    pub allow_nets: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_https: Option<bool>,
+    /// `auto`, `allow` or `deny`.
+    #[serde(default)]
+    pub tftp: Option<String>,
 }
 
 /// A site as shown to its operator, with its provisioning URL.
@@ -98,6 +118,9 @@ pub struct SiteView {
     pub site: Site,
     pub provisioning_url: String,
     pub phones: i64,
+    /// With a login: how many of the site's phones have fetched a file with the current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phones_on_current_login: Option<i64>,
 }
 
 /// A new phone.
@@ -259,8 +282,13 @@ async fn commit(tx: Tx) -> Result<()> {
 
 impl Manager {
     /// The verbs over a data dir: its templates and firmware policy loaded.
-    pub fn open(store: Store, public_url: &str, data_dir: &std::path::Path) -> Result<Manager> {
-        let renderer = crate::render::Renderer::new(public_url, Some(&data_dir.join("templates")))?;
+    pub fn open(
+        store: Store,
+        urls: impl Into<crate::render::Urls>,
+        data_dir: &std::path::Path,
+    ) -> Result<Manager> {
+        let renderer =
+            crate::render::Renderer::new(&urls.into(), Some(&data_dir.join("templates")))?;
         let policy = crate::firmware::policy::Policy::load(
             &data_dir.join(crate::firmware::policy::OPERATOR_FILE),
         )?;
@@ -291,9 +319,15 @@ impl Manager {
 
     pub fn view_site(&self, site: Site, phones: i64) -> SiteView {
         SiteView {
-            provisioning_url: site_url(self.renderer.get().public_url(), &site.key),
+            provisioning_url: self
+                .renderer
+                .get()
+                .urls()
+                .site_url(&site)
+                .unwrap_or_else(|e| format!("(none: {e})")),
             site,
             phones,
+            phones_on_current_login: None,
         }
     }
 }

@@ -93,6 +93,10 @@ impl Manager {
             recovery_sha256,
         };
         store::update_site(&mut tx, site.id, &fields).await?;
+        let access = self.new_access(&site, &u)?;
+        if access_changed(&site.access, &access) {
+            store::set_site_access(&mut tx, site.id, &access).await?;
+        }
         if u.rotate_key {
             store::set_site_key(&mut tx, site.id, &new_site_key()?).await?;
         }
@@ -103,8 +107,127 @@ impl Manager {
             .ok_or_else(|| Error::NotFound(format!("no site named '{name}'")))?;
         let phones = store::count_phones(&mut tx, site.id).await?;
         commit(tx).await?;
-        tracing::info!(site = %site.name, rotated = u.rotate_key, "site updated");
-        Ok(self.view_site(site, phones))
+        tracing::info!(site = %site.name, rotated = u.rotate_key, login = site.access.auth.is_some(),
+            generation = site.access.auth_generation, "site updated");
+        let mut conn = self.store.conn().await?;
+        self.view_site_counted(&mut conn, site, phones).await
+    }
+
+    /// The site's access rules after `u`: a new login moves the current one to "previous"
+    /// for the rotation window.
+    fn new_access(&self, site: &Site, u: &SiteUpdate) -> Result<SiteAccess> {
+        let mut a = site.access.clone();
+        let now = crate::store::now_ms();
+        let window_ms = match &u.rotation_window {
+            Some(w) => crate::config::parse_duration(w)
+                .map_err(|e| Error::Invalid(format!("rotation window: {e}")))?
+                .as_millis() as i64,
+            None => 7 * 86_400_000,
+        };
+        if u.no_auth && (u.auth_user.is_some() || u.auth_password.is_some()) {
+            return Err(Error::Invalid(
+                "--no-auth cannot be combined with --auth-user/--auth-password".into(),
+            ));
+        }
+        if u.no_auth {
+            if a.auth.is_some() {
+                a.auth = None;
+                a.previous_auth = None;
+                a.previous_until = None;
+                a.auth_generation += 1;
+            }
+        } else if u.auth_user.is_some() || u.auth_password.is_some() {
+            let user = u
+                .auth_user
+                .clone()
+                .or_else(|| a.auth.as_ref().map(|c| c.user.clone()))
+                .ok_or_else(|| Error::Invalid("a new login needs --auth-user as well".into()))?;
+            let password = u.auth_password.clone().ok_or_else(|| {
+                Error::Invalid("--auth-user needs --auth-password (the login's password)".into())
+            })?;
+            check_login(&user, &password)?;
+            let new = Credential { user, password };
+            if a.auth.as_ref() != Some(&new) {
+                a.previous_auth = a.auth.take().filter(|_| window_ms > 0);
+                a.previous_until = a.previous_auth.as_ref().map(|_| now + window_ms);
+                a.auth = Some(new);
+                a.auth_generation += 1;
+            }
+        } else if u.rotation_window.is_some() {
+            // Shorten or lengthen the window of a rotation under way (0 ends it now).
+            if a.previous_auth.is_some() {
+                a.previous_until = Some(now + window_ms);
+                if window_ms == 0 {
+                    a.previous_auth = None;
+                    a.previous_until = None;
+                }
+            }
+        }
+        if let Some(nets) = &u.allow_nets {
+            a.allow_nets = nets
+                .iter()
+                .map(|n| n.parse().map_err(Error::Invalid))
+                .collect::<Result<_>>()?;
+        }
+        if let Some(r) = u.require_https {
+            a.require_https = r;
+        }
+        if let Some(t) = &u.tftp {
+            a.tftp_sensitive = t.parse().map_err(Error::Invalid)?;
+        }
+        if a.require_https && self.renderer.get().urls().https.is_none() {
+            return Err(Error::Invalid(
+                "--require-https needs the public HTTPS URL phones reach this server at: set public_https_url in phoneprov.toml (or --public-https-url)".into(),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// A site view with how many phones already use its current login.
+    async fn view_site_counted(
+        &self,
+        conn: &mut Conn,
+        site: Site,
+        phones: i64,
+    ) -> Result<SiteView> {
+        let on = match &site.access.auth {
+            Some(_) => {
+                Some(store::phones_on_generation(conn, site.id, site.access.auth_generation).await?)
+            }
+            None => None,
+        };
+        let mut v = self.view_site(site, phones);
+        v.phones_on_current_login = on;
+        Ok(v)
+    }
+
+    /// Audited fetches, newest first.
+    pub async fn audit(
+        &self,
+        site: Option<&str>,
+        mac: Option<&str>,
+        peer: Option<String>,
+        result: Option<String>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<store::AuditRow>> {
+        let mut conn = self.store.conn().await?;
+        let site_id = match site {
+            Some(n) => Some(self.site_named(&mut conn, n).await?.id),
+            None => None,
+        };
+        let mac = mac
+            .map(|m| m.parse::<Mac>().map_err(|e| Error::Invalid(e.to_string())))
+            .transpose()?;
+        let f = store::AuditFilter {
+            site_id,
+            mac: mac.map(|m| m.to_string()),
+            peer,
+            result,
+            since,
+            limit: Some(limit),
+        };
+        Ok(store::query_audit(&mut conn, &f).await?)
     }
 
     pub async fn site_list(&self) -> Result<Vec<SiteView>> {
@@ -121,7 +244,7 @@ impl Manager {
         let mut conn = self.store.conn().await?;
         let site = self.site_named(&mut conn, name).await?;
         let n = store::count_phones(&mut conn, site.id).await?;
-        Ok(self.view_site(site, n))
+        self.view_site_counted(&mut conn, site, n).await
     }
 
     /// Removes a site. A site with phones is kept unless `force`, which removes its phones too.
@@ -141,4 +264,30 @@ impl Manager {
         tracing::info!(site = %name, phones = removed, "site removed");
         Ok(removed)
     }
+}
+
+fn access_changed(a: &SiteAccess, b: &SiteAccess) -> bool {
+    a.auth != b.auth
+        || a.previous_auth != b.previous_auth
+        || a.previous_until != b.previous_until
+        || a.auth_generation != b.auth_generation
+        || a.allow_nets != b.allow_nets
+        || a.require_https != b.require_https
+        || a.tftp_sensitive != b.tftp_sensitive
+}
+
+/// A login phones can present in Basic (no ':' in the user) and in their config files.
+fn check_login(user: &str, password: &str) -> Result<()> {
+    if user.is_empty() || user.len() > 64 || user.contains([':', '"', '\\']) {
+        return Err(Error::Invalid(
+            "auth user must be 1 to 64 characters without ':', '\"' or '\\'".into(),
+        ));
+    }
+    crate::model::check_text("auth user", user, 64).map_err(Error::Invalid)?;
+    if password.chars().count() < 8 || password.len() > 128 {
+        return Err(Error::Invalid(
+            "auth password must be 8 to 128 characters (it guards SIP passwords)".into(),
+        ));
+    }
+    crate::model::check_text("auth password", password, 128).map_err(Error::Invalid)
 }

@@ -22,6 +22,9 @@ pub struct SiteCtx {
     pub transport_value: String,
     pub time_zone: Option<TimeZoneCtx>,
     pub ntp: Vec<String>,
+    /// The site's provisioning login, so the phone keeps authenticating after its first boot.
+    pub auth_user: Option<String>,
+    pub auth_password: Option<String>,
 }
 
 /// A time zone, as phones want it: standard UTC offset, and whether daylight saving applies.

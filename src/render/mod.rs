@@ -37,6 +37,45 @@ pub fn site_url(public_url: &str, key: &str) -> String {
     format!("{}/p/{key}/", public_url.trim_end_matches('/'))
 }
 
+/// The base URLs phones reach this server at: plain HTTP, and HTTPS if configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    pub http: String,
+    pub https: Option<String>,
+}
+
+impl Urls {
+    pub fn new(http: &str, https: Option<&str>) -> Urls {
+        Urls {
+            http: http.trim_end_matches('/').to_string(),
+            https: https.map(|u| u.trim_end_matches('/').to_string()),
+        }
+    }
+
+    /// The base URL for a site: HTTPS when the site requires it.
+    pub fn base_for(&self, site: &Site) -> Result<&str, String> {
+        match (site.access.require_https, &self.https) {
+            (false, _) => Ok(&self.http),
+            (true, Some(u)) => Ok(u),
+            (true, None) => Err(
+                "the site requires HTTPS but no public HTTPS URL is configured (set public_https_url in phoneprov.toml, or --public-https-url)"
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// The site's provisioning URL (HTTPS when it requires it).
+    pub fn site_url(&self, site: &Site) -> Result<String, String> {
+        Ok(site_url(self.base_for(site)?, &site.key))
+    }
+}
+
+impl From<&str> for Urls {
+    fn from(http: &str) -> Urls {
+        Urls::new(http, None)
+    }
+}
+
 /// The renderer in use, replaced whole when templates change; readers take a cheap clone.
 #[derive(Debug, Clone)]
 pub struct SharedRenderer(Arc<std::sync::RwLock<Arc<Renderer>>>);
@@ -65,34 +104,40 @@ impl SharedRenderer {
 pub struct Renderer {
     tera: tera::Tera,
     origins: templates::Origins,
-    public_url: String,
+    urls: Urls,
 }
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Renderer")
-            .field("public_url", &self.public_url)
+            .field("urls", &self.urls)
             .finish()
     }
 }
 
 impl Renderer {
     /// Loads the shipped templates and any overrides under `override_dir`.
-    pub fn new(public_url: &str, override_dir: Option<&Path>) -> Result<Renderer, RenderError> {
+    pub fn new(urls: &Urls, override_dir: Option<&Path>) -> Result<Renderer, RenderError> {
         let (tera, origins) = templates::load(override_dir)?;
         Ok(Renderer {
             tera,
             origins,
-            public_url: public_url.trim_end_matches('/').to_string(),
+            urls: urls.clone(),
         })
     }
 
-    pub fn public_url(&self) -> &str {
-        &self.public_url
+    pub fn urls(&self) -> &Urls {
+        &self.urls
     }
 
     fn site_ctx(&self, site: &Site, vendor: &Vendor) -> Result<SiteCtx, RenderError> {
-        let url = site_url(&self.public_url, &site.key);
+        let url = self
+            .urls
+            .site_url(site)
+            .map_err(|reason| RenderError::Site {
+                site: site.name.clone(),
+                reason,
+            })?;
         let time_zone = site
             .time_zone
             .as_deref()
@@ -116,6 +161,8 @@ impl Renderer {
                 .unwrap_or_default(),
             time_zone,
             ntp: site.ntp.clone(),
+            auth_user: site.access.auth.as_ref().map(|c| c.user.clone()),
+            auth_password: site.access.auth.as_ref().map(|c| c.password.clone()),
         })
     }
 

@@ -52,6 +52,8 @@ pub struct SiteFiles {
     pub phones: HashMap<Mac, String>,
     /// sha256 of the image for phones in recovery mode, if switched on.
     pub recovery: Option<String>,
+    /// Who may fetch the site's files.
+    pub access: crate::model::SiteAccess,
 }
 
 /// Every site's files, immutable once built.
@@ -61,6 +63,9 @@ pub struct Snapshot {
     by_id: HashMap<i64, Arc<SiteFiles>>,
     /// Sites that serve at `/` without a key.
     keyless: Vec<Arc<SiteFiles>>,
+    /// Whether any site asks for credentials: then a miss that names no site without them is
+    /// answered with a challenge, like a fetch without credentials.
+    any_auth: bool,
 }
 
 impl Snapshot {
@@ -76,6 +81,10 @@ impl Snapshot {
         &self.keyless
     }
 
+    pub fn any_auth(&self) -> bool {
+        self.any_auth
+    }
+
     pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteFiles>> {
         self.by_id.values()
     }
@@ -87,6 +96,7 @@ impl Snapshot {
             if site.allow_keyless {
                 s.keyless.push(site.clone());
             }
+            s.any_auth |= site.access.auth.is_some();
             s.by_id.insert(site.site_id, site);
         }
         s.keyless.sort_by_key(|x| x.site_id);

@@ -37,10 +37,12 @@ impl AppState {
 pub struct AppInner {
     pub resolver: Resolver,
     pub manager: Manager,
-    /// The admin bearer token.
-    pub admin_token: Arc<String>,
+    /// The admin bearer tokens (hashes).
+    pub admin_tokens: Arc<crate::tokens::TokenFile>,
     /// Largest body a phone may PUT.
     pub upload_cap: usize,
+    /// Which listener this state serves: plain HTTP or HTTPS.
+    pub scheme: Transport,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/firmware", get(list_firmware).post(upload_firmware))
         .route("/firmware/assign", put(assign_firmware))
         .route("/firmware/audit", get(audit_firmware))
+        .route("/audit", get(fetch_audit))
         .route("/export", get(export_csv))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -91,6 +94,45 @@ async fn limit_headers(req: Request, next: Next) -> Response {
             .into_response();
     }
     next.run(req).await
+}
+
+/// What the resolver needs to know of an HTTP request.
+fn facts_of(req: &Request, peer: SocketAddr, scheme: Transport) -> RequestFacts<'_> {
+    let header = |h| {
+        req.headers()
+            .get(h)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    RequestFacts {
+        path: req.uri().path(),
+        peer: peer.ip(),
+        user_agent: header(header::USER_AGENT),
+        transport: scheme,
+        authorization: header(header::AUTHORIZATION),
+        method: req.method().as_str(),
+        uri: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    }
+}
+
+/// The answer when credentials are needed, and to every miss a caller without them could
+/// otherwise tell from it: the same status, headers (a fresh nonce) and body.
+fn unauthorized(st: &AppState) -> Response {
+    let [digest, basic] = st.resolver.challenge();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    for v in [digest, basic] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.append(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    (StatusCode::UNAUTHORIZED, headers, "Unauthorized\n").into_response()
 }
 
 /// The one answer to every miss, whatever the cause: nothing tells a scanner which MACs exist.
@@ -122,15 +164,7 @@ async fn phone_request(
     match *req.method() {
         Method::GET | Method::HEAD => {
             let path = req.uri().path();
-            let facts = RequestFacts {
-                path,
-                peer: peer.ip(),
-                user_agent: req
-                    .headers()
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok()),
-                transport: Transport::Http,
-            };
+            let facts = facts_of(&req, peer, st.scheme);
             match st.resolver.resolve(&facts) {
                 Resolution::Found(file) => {
                     tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
@@ -153,12 +187,13 @@ async fn phone_request(
                     tracing::debug!(%peer, path = %path, "not found");
                     not_found()
                 }
+                Resolution::Unauthorized => {
+                    tracing::debug!(%peer, path = %path, "unauthorized");
+                    unauthorized(&st)
+                }
             }
         }
-        Method::PUT => {
-            let path = req.uri().path().to_string();
-            upload(st, peer, &path, req).await
-        }
+        Method::PUT => upload(st, peer, req).await,
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, PUT")],
@@ -198,9 +233,11 @@ async fn disk_response(
     (StatusCode::OK, headers, body).into_response()
 }
 
-async fn upload(st: AppState, peer: SocketAddr, path: &str, req: Request) -> Response {
-    let Some((site_id, mac, name)) = st.resolver.upload_target(path) else {
-        return not_found();
+async fn upload(st: AppState, peer: SocketAddr, req: Request) -> Response {
+    let (site_id, mac, name) = match st.resolver.upload_target(&facts_of(&req, peer, st.scheme)) {
+        Ok(t) => t,
+        Err(Resolution::Unauthorized) => return unauthorized(&st),
+        Err(_) => return not_found(),
     };
     // Read up to a bounded multiple of the cap, so a client sending a moderately oversized
     // body gets a clean 413 instead of a reset connection; beyond that, stop reading.
@@ -223,15 +260,13 @@ async fn upload(st: AppState, peer: SocketAddr, path: &str, req: Request) -> Res
 
 /// Bearer-token check for the admin API, in constant time.
 async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    use subtle::ConstantTimeEq;
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok: bool = given.as_bytes().ct_eq(st.admin_token.as_bytes()).into();
-    if !ok {
+    if st.admin_tokens.verify(given).is_none() {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -574,6 +609,37 @@ async fn assign_firmware(
         phone: b.phone,
     };
     Ok(Json(st.manager.firmware_assign(&b.image, &t).await?).into_response())
+}
+
+/// Filters of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    site: Option<String>,
+    mac: Option<String>,
+    peer: Option<String>,
+    result: Option<String>,
+    /// Unix ms.
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn fetch_audit(
+    State(st): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let rows = st
+        .manager
+        .audit(
+            q.site.as_deref(),
+            q.mac.as_deref(),
+            q.peer,
+            q.result,
+            q.since,
+            q.limit.unwrap_or(100),
+        )
+        .await?;
+    Ok(Json(rows).into_response())
 }
 
 async fn audit_firmware(State(st): State<AppState>) -> ApiResult<Response> {

@@ -24,12 +24,13 @@ pub struct ServeConfig {
     pub http: String,
     /// `None`: derive from the bound HTTP address.
     pub public_url: Option<String>,
+    /// Base HTTPS URL for sites that require HTTPS.
+    pub public_https_url: Option<String>,
     pub template_dir: std::path::PathBuf,
     /// Operators' static files, served by both transports.
     pub files_dir: std::path::PathBuf,
     /// The data dir (firmware store, operator policy).
     pub data_dir: std::path::PathBuf,
-    pub admin_token: String,
     pub upload_cap: usize,
     /// How often the database and templates are checked for changes.
     pub poll_every: Duration,
@@ -144,7 +145,7 @@ pub async fn run(
     let publisher = Publisher::start(
         store.clone(),
         ready.clone(),
-        &public_url,
+        &crate::render::Urls::new(&public_url, cfg.public_https_url.as_deref()),
         cfg.template_dir.clone(),
         cfg.data_dir.clone(),
     )
@@ -152,26 +153,37 @@ pub async fn run(
     let renderer = publisher.renderer();
     let policy = publisher.policy();
     let seen = Arc::new(SeenBuffer::default());
-    let state = http::AppState::new(http::AppInner {
-        resolver: {
-            let r = Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone()));
-            match cfg.guard {
-                Some(g) => r.with_guard(g),
-                None => r.with_guard(crate::access::GuardConfig {
-                    threshold: u32::MAX,
-                    ..Default::default()
-                }),
-            }
-        },
-        manager: Manager {
-            store: store.clone(),
-            renderer,
-            policy,
-            firmware_dir: cfg.data_dir.join("firmware"),
-        },
-        admin_token: Arc::new(cfg.admin_token.clone()),
-        upload_cap: cfg.upload_cap,
-    });
+    let audit = Arc::new(crate::audit::AuditBuffer::default());
+    let resolver = {
+        let r = Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone()))
+            .with_audit(audit.clone());
+        match cfg.guard {
+            Some(g) => r.with_guard(g),
+            None => r.with_guard(crate::access::GuardConfig {
+                threshold: u32::MAX,
+                ..Default::default()
+            }),
+        }
+    };
+    let manager = Manager {
+        store: store.clone(),
+        renderer,
+        policy,
+        firmware_dir: cfg.data_dir.join("firmware"),
+    };
+    let admin_tokens = Arc::new(crate::tokens::TokenFile::new(
+        cfg.data_dir.join(crate::tokens::FILE),
+    ));
+    let state_for = |scheme| {
+        http::AppState::new(http::AppInner {
+            resolver: resolver.clone(),
+            manager: manager.clone(),
+            admin_tokens: admin_tokens.clone(),
+            upload_cap: cfg.upload_cap,
+            scheme,
+        })
+    };
+    let state = state_for(crate::resolve::Transport::Http);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -179,7 +191,12 @@ pub async fn run(
     };
     let pub_task = tokio::spawn(publisher.run(cfg.poll_every, wait_stop(stop_rx.clone())));
     let flush_task = {
-        let (seen, store, stop) = (seen.clone(), store.clone(), wait_stop(stop_rx.clone()));
+        let (seen, audit, store, stop) = (
+            seen.clone(),
+            audit.clone(),
+            store.clone(),
+            wait_stop(stop_rx.clone()),
+        );
         tokio::spawn(async move {
             tokio::pin!(stop);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -190,6 +207,9 @@ pub async fn run(
                 };
                 if let Err(e) = seen.flush(&store).await {
                     tracing::warn!(error = %e, "last-seen not written yet; will retry");
+                }
+                if let Err(e) = audit.flush(&store, crate::store::now_ms()).await {
+                    tracing::warn!(error = %e, "fetch audit not written yet; will retry");
                 }
                 if stopping {
                     return;
@@ -212,8 +232,8 @@ pub async fn run(
     let (https_task, https_bound) = match https {
         Some((listener, config, files, https_addr)) => {
             let fp = tls::fingerprint(&files.cert)?;
-            let app =
-                http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let app = http::router(state_for(crate::resolve::Transport::Https))
+                .into_make_service_with_connect_info::<SocketAddr>();
             let server = axum_server::from_tcp_rustls(listener, config.clone())?
                 .handle(https_handle.clone());
             let watcher = tokio::spawn(tls::watch(

@@ -5,12 +5,14 @@
 //! alters what phones receive appends to `changes` in the same transaction ([`log_change`]);
 //! a running server follows that log to re-render.
 
+mod audit;
 pub mod firmware;
 mod phones;
 mod seen;
 mod settings;
 mod sites;
 
+pub use audit::*;
 pub use phones::*;
 pub use seen::*;
 pub use settings::*;

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Conn, Result, StoreError, now_ms};
-use crate::model::Site;
+use crate::model::{Credential, Site, SiteAccess};
 
 /// Fields of a new or updated site (the id and key are the store's).
 #[derive(Debug, Clone)]
@@ -18,7 +18,65 @@ pub struct SiteFields {
     pub recovery_sha256: Option<String>,
 }
 
-const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256";
+const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256,
+    auth_user, auth_password, prev_auth_user, prev_auth_password, prev_auth_until, auth_generation,
+    allow_nets, require_https, tftp_sensitive";
+
+fn credential(user: Option<String>, password: Option<String>) -> Option<Credential> {
+    Some(Credential {
+        user: user?,
+        password: password?,
+    })
+}
+
+fn row_to_access(r: &sqlx::sqlite::SqliteRow) -> Result<SiteAccess> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: "sites",
+        reason,
+    };
+    let nets: String = r.try_get("allow_nets")?;
+    let tftp: String = r.try_get("tftp_sensitive")?;
+    Ok(SiteAccess {
+        auth: credential(r.try_get("auth_user")?, r.try_get("auth_password")?),
+        previous_auth: credential(
+            r.try_get("prev_auth_user")?,
+            r.try_get("prev_auth_password")?,
+        ),
+        previous_until: r.try_get("prev_auth_until")?,
+        auth_generation: r.try_get("auth_generation")?,
+        allow_nets: nets
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(corrupt)?,
+        require_https: r.try_get("require_https")?,
+        tftp_sensitive: tftp.parse().map_err(corrupt)?,
+    })
+}
+
+/// Replaces a site's fetch rules.
+pub async fn set_site_access(conn: &mut Conn, id: i64, a: &SiteAccess) -> Result<()> {
+    let nets: Vec<String> = a.allow_nets.iter().map(|c| c.to_string()).collect();
+    sqlx::query(
+        "UPDATE sites SET auth_user = ?, auth_password = ?, prev_auth_user = ?,
+                prev_auth_password = ?, prev_auth_until = ?, auth_generation = ?, allow_nets = ?,
+                require_https = ?, tftp_sensitive = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(a.auth.as_ref().map(|c| &c.user))
+    .bind(a.auth.as_ref().map(|c| &c.password))
+    .bind(a.previous_auth.as_ref().map(|c| &c.user))
+    .bind(a.previous_auth.as_ref().map(|c| &c.password))
+    .bind(a.previous_until)
+    .bind(a.auth_generation)
+    .bind(nets.join(" "))
+    .bind(a.require_https)
+    .bind(a.tftp_sensitive.as_str())
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
     let transport: String = r.try_get("transport")?;
@@ -37,6 +95,7 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         ntp: ntp.split_whitespace().map(str::to_string).collect(),
         allow_keyless: r.try_get("allow_keyless")?,
         recovery_sha256: r.try_get("recovery_sha256")?,
+        access: row_to_access(r)?,
     })
 }
 

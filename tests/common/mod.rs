@@ -20,6 +20,7 @@ pub fn bin() -> &'static str {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub public_url: Option<&'static str>,
+    admin_tokens: std::sync::atomic::AtomicUsize,
 }
 
 impl Env {
@@ -27,6 +28,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             public_url: Some(PUBLIC_URL),
+            admin_tokens: Default::default(),
         }
     }
 
@@ -35,6 +37,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             public_url: None,
+            admin_tokens: Default::default(),
         }
     }
 
@@ -90,11 +93,14 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).expect("JSON output")
     }
 
-    /// The admin API's bearer token (created by the first `serve`).
+    /// A new admin API bearer token (`phoneprov token new`).
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir().join("admin-token"))
-            .expect("admin token")
-            .trim()
+        let n = self
+            .admin_tokens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.json(&["token", "new", &format!("test{n}")])["token"]
+            .as_str()
+            .expect("token")
             .to_string()
     }
 

@@ -103,12 +103,7 @@ pub async fn serve_read(
         send_err(ErrorCode::IllegalOperation, "unsupported transfer mode").await;
         return;
     };
-    let facts = RequestFacts {
-        path: &req.filename,
-        peer: peer.ip(),
-        user_agent: None,
-        transport: Transport::Tftp,
-    };
+    let facts = RequestFacts::bare(&req.filename, peer.ip(), Transport::Tftp);
     let mut source = match files.respond(&facts) {
         Resolution::Found(f) => Source::Memory(f.bytes.clone()),
         Resolution::Disk(d) => match std::fs::File::open(&d.path) {
@@ -118,7 +113,7 @@ pub async fn serve_read(
                 return;
             }
         },
-        Resolution::NotFound => {
+        Resolution::NotFound | Resolution::Unauthorized => {
             tracing::debug!(%peer, file = %req.filename, "tftp: not found");
             send_err(ErrorCode::FileNotFound, NOT_FOUND).await;
             return;
