@@ -580,9 +580,13 @@ impl Resolver {
             return (Resolution::Unauthorized, counts);
         };
         let Some(file) = file else {
+            // A caller that passed the gate learns that the file is not there.
             return match static_file().or_else(recovery) {
                 Some(d) => (Resolution::Disk(d), false),
-                None => refused(audit::FetchResult::NotFound),
+                None => {
+                    note(audit::FetchResult::NotFound);
+                    (Resolution::NotFound, per_mac.is_some())
+                }
             };
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
@@ -696,6 +700,11 @@ fn lookup(
 ) -> Option<Arc<ReadyFile>> {
     if let Some(f) = site.files.get(name) {
         return Some(f.clone());
+    }
+    // Aliases name no MAC; a per-MAC name that missed is a miss, decided without parsing the
+    // User-Agent, so a known and an unknown MAC take as long.
+    if name_mac(name).is_some() {
+        return None;
     }
     let mac = ua_mac()?;
     let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;

@@ -140,3 +140,156 @@ async fn a_scan_is_banned_and_a_boot_storm_is_not() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// The nonce of a Digest challenge.
+fn nonce_of(r: &reqwest::Response) -> String {
+    let h = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("Digest "))
+        .expect("a Digest challenge")
+        .to_string();
+    h.split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_with_a_login_and_its_network_boots_a_scanner_gets_nothing() {
+    const PW: &str = "Pr0v-Secret-77x";
+    let env = Env::new();
+    env.ok(&["site", "add", "acme", "--sip-server", "pbx"]);
+    env.ok(&[
+        "site",
+        "update",
+        "acme",
+        "--auth-user",
+        "prov",
+        "--auth-password",
+        PW,
+        "--allow-net",
+        "127.0.0.4/32",
+    ]);
+    let mut csv = String::from("mac,model,site,line1_user,line1_password\n");
+    let macs: Vec<String> = (0..500).map(|i| format!("805ec4{i:06x}")).collect();
+    for (i, m) in macs.iter().enumerate() {
+        csv.push_str(&format!("{m},T54W,acme,{},secret-{i:04}-pw\n", 100 + i));
+    }
+    let p = env.data_dir().join("phones.csv");
+    std::fs::write(&p, csv).unwrap();
+    env.ok(&["import", p.to_str().unwrap()]);
+    let key = env.site_key("acme");
+    let srv = env.start();
+    let base = srv.url(&format!("/p/{key}"));
+
+    // 500 phones behind 127.0.0.4 (an allowed network), none seen before: each first asks for
+    // a file that does not exist (a miss that counts toward a ban, before any of them fetched
+    // a file of its own), then boots, answering the Digest challenge like a phone.
+    // First every phone's miss (500 misses from one address, more than the ban threshold,
+    // before any phone fetched its own file), then every phone's boot.
+    let nat = client_from("127.0.0.4");
+    let mut refused = 0;
+    for phase in [0..1, 1..5] {
+        let mut tasks = Vec::new();
+        for chunk in macs.chunks(25) {
+            let phase = phase.clone();
+            let (nat, base, key, chunk) = (nat.clone(), base.clone(), key.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                let mut refused = 0;
+                for m in chunk {
+                    let ua = format!("Yealink SIP-T54W 96.86.0.45 {m}");
+                    let files = [
+                        format!("{m}-directory.xml"),
+                        format!("{m}.boot"),
+                        "y000000000000.boot".into(),
+                        "y000000000096.cfg".into(),
+                        format!("{m}.cfg"),
+                    ];
+                    for (i, f) in files.iter().enumerate().filter(|(i, _)| phase.contains(i)) {
+                        let url = format!("{base}/{f}");
+                        let r = nat
+                            .get(&url)
+                            .header("User-Agent", &ua)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 401, "the first try carries no credentials");
+                        let path = format!("/p/{key}/{f}");
+                        let answer = phoneprov::auth::digest_answer(
+                            "prov",
+                            PW,
+                            "GET",
+                            &path,
+                            &nonce_of(&r),
+                            "00000001",
+                            "c0ffee",
+                        );
+                        let r = nat
+                            .get(&url)
+                            .header("User-Agent", &ua)
+                            .header("Authorization", answer)
+                            .send()
+                            .await
+                            .unwrap();
+                        let want = if i == 0 { 404 } else { 200 };
+                        if r.status() != want {
+                            refused += 1;
+                        }
+                    }
+                }
+                refused
+            }));
+        }
+        for t in tasks {
+            refused += t.await.unwrap();
+        }
+    }
+    assert_eq!(refused, 0, "phones of an allowed network were refused");
+
+    // A scanner from elsewhere, without the login: 20,000 random MACs. It learns no
+    // credential and its address is banned (a site's own networks never are).
+    let scanner = client_from("127.0.0.6");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut batch = Vec::new();
+        for _ in 0..1250 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            batch.push(format!("805ec4{:06x}", x & 0xff_ffff));
+        }
+        let (scanner, base) = (scanner.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut leaked = 0;
+            for m in batch {
+                let r = scanner.get(format!("{base}/{m}.cfg")).send().await.unwrap();
+                let body = r.text().await.unwrap();
+                if body.contains("password") {
+                    leaked += 1;
+                }
+            }
+            leaked
+        }));
+    }
+    let mut leaked = 0;
+    for t in tasks {
+        leaked += t.await.unwrap();
+    }
+    assert_eq!(leaked, 0);
+    let log = srv.log();
+    assert!(
+        log.contains("address banned") && log.contains("127.0.0.6"),
+        "the scanner was not banned"
+    );
+    assert!(
+        !log.contains("peer=127.0.0.4 misses"),
+        "the phones' address was banned"
+    );
+}
