@@ -90,6 +90,9 @@ pub struct Vendor {
     pub aliases: Vec<Alias>,
     #[serde(default)]
     pub uploads: Vec<UploadSpec>,
+    /// The vendor cloud its phones are registered and redirected through (`ymcs`), if any.
+    #[serde(default)]
+    pub cloud: Option<String>,
     pub models: Vec<Model>,
 }
 

@@ -80,6 +80,12 @@ pub enum Command {
         /// Allow moving phones that are enrolled in another site.
         #[arg(long = "move")]
         allow_move: bool,
+        /// After a successful import, also in Yealink's cloud: register, rps (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "register,rps")]
+        ymcs: Vec<String>,
+        /// Do the YMCS writes (without: print their plan, exit 3).
+        #[arg(long)]
+        confirm: bool,
     },
     /// Write phones and lines as CSV that `import` reads back unchanged.
     Export {
@@ -94,6 +100,10 @@ pub enum Command {
     /// Admin API tokens (kept as hashes).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Yealink's cloud (YMCS): register MACs, point RPS at us, reboot. Writes are dry runs
+    /// unless --confirm.
+    #[command(subcommand)]
+    Ymcs(YmcsCmd),
     /// Fetches of sensitive files (per-MAC and rendered files), newest first.
     Audit {
         #[arg(long)]
@@ -195,6 +205,9 @@ pub enum SiteCmd {
         /// 66/160).
         #[arg(long)]
         allow_keyless: bool,
+        /// The Yealink cloud (YMCS) site of its phones, when not the one of the same name.
+        #[arg(long, value_name = "NAME")]
+        ymcs_site: Option<String>,
     },
     /// Change a site.
     Update {
@@ -255,6 +268,9 @@ pub struct AccessArgs {
     /// Only these networks may fetch the site's files (repeat; replaces the list).
     #[arg(long, value_name = "CIDR")]
     pub allow_net: Vec<String>,
+    /// The Yealink cloud (YMCS) site of its phones ("" for the one of the same name).
+    #[arg(long, value_name = "NAME")]
+    pub ymcs_site: Option<String>,
     /// Remove the network restriction.
     #[arg(long, conflicts_with = "allow_net")]
     pub any_net: bool,
@@ -265,6 +281,43 @@ pub struct AccessArgs {
     /// has a login), allow, deny.
     #[arg(long, value_name = "auto|allow|deny")]
     pub tftp: Option<String>,
+}
+
+/// Which phones a YMCS operation acts on: a site's, or the MACs named.
+#[derive(Debug, Args)]
+pub struct YmcsTarget {
+    #[arg(long)]
+    pub site: Option<String>,
+    /// MACs (our phones), instead of --site.
+    pub macs: Vec<String>,
+    /// Do it (without: print the plan, change nothing, exit 3).
+    #[arg(long)]
+    pub confirm: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum YmcsCmd {
+    /// Whether the access key works; YMCS sites and their device counts.
+    Status,
+    /// What YMCS knows against what we know, per MAC.
+    Devices {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Add our phones to the site's YMCS site by MAC.
+    Register(YmcsTarget),
+    /// Point the phones' RPS entries at the site's provisioning URL (with its login).
+    RpsAdd(YmcsTarget),
+    /// Remove the phones from RPS.
+    RpsRemove(YmcsTarget),
+    /// Reboot the phones through YMCS, paced.
+    Reboot {
+        #[command(flatten)]
+        target: YmcsTarget,
+        /// Reboots per minute (e.g. 60/min or 60).
+        #[arg(long, value_name = "N/min", default_value = "60/min")]
+        pace: String,
+    },
 }
 
 /// Admin API tokens.

@@ -28,6 +28,7 @@
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`tokens`] | admin API tokens, kept as hashes |
+//! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
 //! | [`serve`] | transports and the server's lifetime |
 //!
 //! # Dependency rule
@@ -60,3 +61,4 @@ pub mod rollout;
 pub mod serve;
 pub mod store;
 pub mod tokens;
+pub mod ymcs;

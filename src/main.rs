@@ -17,6 +17,7 @@ use phoneprov::serve::{self, ServeConfig};
 use phoneprov::store::Store;
 
 mod output;
+mod ymcs_cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,13 +74,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let result = match cli.command {
         Command::Serve(args) => serve_cmd(store.clone(), &settings, args).await,
         Command::Token(cmd) => output::token_cmd(&settings.tokens_path(), cmd, json),
+        Command::Ymcs(cmd) => {
+            let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
+            ymcs_cmd::run(&m, &settings.data_dir, cmd, json).await
+        }
         Command::Recover(args) => {
             let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
             recover_cmd(&m, args).await
         }
         cmd => {
             let m = Manager::open(store.clone(), settings.urls(), &settings.data_dir)?;
-            command(&m, cmd, json).await
+            command(&m, cmd, json, &settings.data_dir).await
         }
     };
     store.close().await;
@@ -253,7 +258,12 @@ fn layer(l: LayerArgs) -> LayerInput {
     }
 }
 
-async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCode> {
+async fn command(
+    m: &Manager,
+    cmd: Command,
+    json: bool,
+    data_dir: &Path,
+) -> anyhow::Result<ExitCode> {
     use output::print;
     match cmd {
         Command::Serve(_) => unreachable!("handled by the caller"),
@@ -264,6 +274,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             time_zone,
             ntp,
             allow_keyless,
+            ymcs_site,
         }) => {
             let v = m
                 .site_add(SiteInput {
@@ -273,6 +284,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                     time_zone,
                     ntp,
                     allow_keyless,
+                    ymcs_site,
                 })
                 .await?;
             print(json, &v, output::site_text(&v));
@@ -320,6 +332,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
                         allow_nets,
                         require_https: access.require_https,
                         tftp: access.tftp,
+                        ymcs_site: access.ymcs_site,
                     },
                 )
                 .await?;
@@ -448,7 +461,22 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             site,
             dry_run,
             allow_move,
+            ymcs,
+            confirm,
         } => {
+            for w in &ymcs {
+                if !matches!(w.as_str(), "register" | "rps") {
+                    return Err(manage::Error::Invalid(format!(
+                        "--ymcs '{w}': expected register, rps or both (register,rps)"
+                    ))
+                    .into());
+                }
+            }
+            // Check the YMCS settings before importing, so a typo there costs nothing.
+            let mut ymcs_client = match ymcs.is_empty() || dry_run {
+                true => None,
+                false => Some(ymcs_cmd::client(data_dir)?),
+            };
             let input = phoneprov::import::Input::Path(file);
             let opts = phoneprov::import::Options {
                 site,
@@ -468,6 +496,36 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             print(json, &report, output::import_text(&report));
             if !report.errors.is_empty() {
                 return Ok(ExitCode::from(2));
+            }
+            if let Some(c) = ymcs_client.as_mut() {
+                // The import stands whatever YMCS says; the report names MACs to retry.
+                let macs: Vec<String> = report.macs.iter().map(|m| m.to_string()).collect();
+                let mut code = ExitCode::SUCCESS;
+                for w in &ymcs {
+                    let targets = m.phones_for(None, &macs).await?;
+                    let r = match w.as_str() {
+                        "register" => {
+                            phoneprov::ymcs::register(m, c, targets, confirm, &|_, _| {}).await
+                        }
+                        _ => phoneprov::ymcs::rps_add(m, c, targets, confirm, &|_, _| {}).await,
+                    };
+                    match r {
+                        Ok(r) => {
+                            let rc = ymcs_cmd::show(&r, json);
+                            if rc != ExitCode::SUCCESS {
+                                code = rc;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "error: import done, but YMCS {w} failed: {e}; retry with: phoneprov ymcs {} --site ... --confirm",
+                                if w == "rps" { "rps-add" } else { "register" }
+                            );
+                            code = ExitCode::from(1);
+                        }
+                    }
+                }
+                return Ok(code);
             }
         }
         Command::Firmware(FirmwareCmd::Add {
@@ -563,7 +621,7 @@ async fn command(m: &Manager, cmd: Command, json: bool) -> anyhow::Result<ExitCo
             let n = phoneprov::import::export(m, site.as_deref(), with_secrets, out).await?;
             tracing::info!(phones = n, "exported");
         }
-        Command::Token(_) => unreachable!("handled before the manager opens"),
+        Command::Token(_) | Command::Ymcs(_) => unreachable!("handled in run"),
         Command::Audit {
             site,
             mac,

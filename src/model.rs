@@ -72,6 +72,8 @@ pub struct Site {
     pub recovery_sha256: Option<String>,
     /// Who may fetch the site's files, from where, over what.
     pub access: SiteAccess,
+    /// The Yealink cloud (YMCS) site its phones belong to, when not the one of the same name.
+    pub ymcs_site: Option<String>,
 }
 
 /// A provisioning login (HTTP Basic or Digest). The password is never printed or serialised.

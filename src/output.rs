@@ -283,6 +283,7 @@ pub async fn seed_demo(
             time_zone: Some("America/Denver".into()),
             ntp: vec!["pool.ntp.org".into()],
             allow_keyless: false,
+            ymcs_site: None,
         })
         .await?;
     for (mac, model, label, user) in [

@@ -106,6 +106,7 @@ async fn no_rendered_file_points_at_a_denied_image() {
                 time_zone: None,
                 ntp: vec![],
                 allow_keyless: false,
+                ymcs_site: None,
             })
             .await
             .unwrap();

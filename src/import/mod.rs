@@ -87,6 +87,9 @@ pub struct Report {
     pub errors: Vec<RowError>,
     /// Sites whose phones changed.
     pub sites: Vec<String>,
+    /// Every phone of the file (for follow-up work such as YMCS registration).
+    #[serde(skip)]
+    pub macs: Vec<crate::mac::Mac>,
 }
 
 /// Runs one pass over the file, calling `each` with every planned row; returns the file's hash.
@@ -228,6 +231,7 @@ pub async fn import(
         updated: u64,
         unchanged: u64,
         sites: BTreeSet<i64>,
+        macs: Vec<crate::mac::Mac>,
     }
     let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let c2 = counts.clone();
@@ -240,6 +244,7 @@ pub async fn import(
             Change::Updated => c.updated += 1,
             Change::Unchanged => c.unchanged += 1,
         }
+        c.macs.push(plan.phone.mac);
         if plan.change != Change::Unchanged {
             c.sites.insert(plan.phone.site_id);
             c.sites.extend(plan.old_site);
@@ -258,6 +263,7 @@ pub async fn import(
         unchanged: c.unchanged,
         rows,
         dry_run: opts.dry_run,
+        macs: c.macs,
         sites: c
             .sites
             .iter()

@@ -76,6 +76,9 @@ pub struct SiteInput {
     pub ntp: Vec<String>,
     #[serde(default)]
     pub allow_keyless: bool,
+    /// The YMCS site its phones go to, when not the one of the same name.
+    #[serde(default)]
+    pub ymcs_site: Option<String>,
 }
 
 /// Changes to a site; absent fields stay as they are.
@@ -109,6 +112,9 @@ pub struct SiteUpdate {
     /// `auto`, `allow` or `deny`.
     #[serde(default)]
     pub tftp: Option<String>,
+    /// The YMCS site its phones go to; empty: the one of the same name.
+    #[serde(default)]
+    pub ymcs_site: Option<String>,
 }
 
 /// A site as shown to its operator, with its provisioning URL.

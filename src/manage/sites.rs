@@ -34,6 +34,16 @@ impl Manager {
             )));
         }
         let site = store::insert_site(&mut tx, &fields, &new_site_key()?).await?;
+        if let Some(y) = input
+            .ymcs_site
+            .as_deref()
+            .map(str::trim)
+            .filter(|y| !y.is_empty())
+        {
+            check_text("YMCS site", y, 128).map_err(Error::Invalid)?;
+            store::set_site_ymcs(&mut tx, site.id, Some(y)).await?;
+        }
+        let site = store::site_by_id(&mut tx, site.id).await?.unwrap_or(site);
         store::log_change(&mut tx, Scope::Site(site.id)).await?;
         self.check_render(&mut tx, Scope::Site(site.id)).await?;
         commit(tx).await?;
@@ -96,6 +106,10 @@ impl Manager {
         let access = self.new_access(&site, &u)?;
         if access_changed(&site.access, &access) {
             store::set_site_access(&mut tx, site.id, &access).await?;
+        }
+        if let Some(y) = u.ymcs_site.as_deref().map(str::trim) {
+            check_text("YMCS site", y, 128).map_err(Error::Invalid)?;
+            store::set_site_ymcs(&mut tx, site.id, Some(y).filter(|y| !y.is_empty())).await?;
         }
         if u.rotate_key {
             store::set_site_key(&mut tx, site.id, &new_site_key()?).await?;
@@ -199,6 +213,58 @@ impl Manager {
         let mut v = self.view_site(site, phones);
         v.phones_on_current_login = on;
         Ok(v)
+    }
+
+    /// Phones for a YMCS operation: those of a site, or the named MACs (each must be ours),
+    /// grouped by site.
+    pub async fn phones_for(
+        &self,
+        site: Option<&str>,
+        macs: &[String],
+    ) -> Result<Vec<(Site, Vec<Phone>)>> {
+        let mut conn = self.store.conn().await?;
+        match (site, macs.is_empty()) {
+            (Some(_), false) | (None, true) => {
+                Err(Error::Invalid("name either --site or MACs".into()))
+            }
+            (Some(name), true) => {
+                let site = self.site_named(&mut conn, name).await?;
+                let phones = store::list_phones(&mut conn, Some(site.id)).await?;
+                Ok(vec![(site, phones)])
+            }
+            (None, false) => {
+                let mut by_site: Vec<(Site, Vec<Phone>)> = Vec::new();
+                for m in macs {
+                    let mac: Mac = m.parse().map_err(|e| Error::Invalid(format!("{m}: {e}")))?;
+                    let p = store::phone(&mut conn, mac)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(format!("no phone {mac}")))?;
+                    match by_site.iter_mut().find(|(s, _)| s.id == p.site_id) {
+                        Some((_, v)) => {
+                            if !v.iter().any(|q| q.mac == p.mac) {
+                                v.push(p)
+                            }
+                        }
+                        None => {
+                            let s = store::site_by_id(&mut conn, p.site_id)
+                                .await?
+                                .ok_or_else(|| Error::NotFound(format!("site of {mac}")))?;
+                            by_site.push((s, vec![p]));
+                        }
+                    }
+                }
+                Ok(by_site)
+            }
+        }
+    }
+
+    /// Where a site's phones provision from (HTTPS when the site requires it).
+    pub fn provisioning_url(&self, site: &Site) -> Result<String> {
+        self.renderer
+            .get()
+            .urls()
+            .site_url(site)
+            .map_err(Error::Invalid)
     }
 
     /// Audited fetches, newest first.

@@ -20,7 +20,7 @@ pub struct SiteFields {
 
 const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256,
     auth_user, auth_password, prev_auth_user, prev_auth_password, prev_auth_until, auth_generation,
-    allow_nets, require_https, tftp_sensitive";
+    allow_nets, require_https, tftp_sensitive, ymcs_site";
 
 fn credential(user: Option<String>, password: Option<String>) -> Option<Credential> {
     Some(Credential {
@@ -52,6 +52,17 @@ fn row_to_access(r: &sqlx::sqlite::SqliteRow) -> Result<SiteAccess> {
         require_https: r.try_get("require_https")?,
         tftp_sensitive: tftp.parse().map_err(corrupt)?,
     })
+}
+
+/// Sets (or clears) the YMCS site a site maps to.
+pub async fn set_site_ymcs(conn: &mut Conn, id: i64, ymcs_site: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE sites SET ymcs_site = ?, updated_at = ? WHERE id = ?")
+        .bind(ymcs_site)
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Replaces a site's fetch rules.
@@ -96,6 +107,7 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         allow_keyless: r.try_get("allow_keyless")?,
         recovery_sha256: r.try_get("recovery_sha256")?,
         access: row_to_access(r)?,
+        ymcs_site: r.try_get("ymcs_site")?,
     })
 }
 

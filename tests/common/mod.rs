@@ -1,6 +1,8 @@
 //! Test harness: the real `phoneprov` binary, a temporary data dir, a server on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod ymcs;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -21,6 +23,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub public_url: Option<&'static str>,
     admin_tokens: std::sync::atomic::AtomicUsize,
+    /// Extra environment for every command (e.g. PHONEPROV_YMCS_*).
+    pub vars: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Env {
@@ -29,6 +33,7 @@ impl Env {
             dir: tempfile::tempdir().expect("temp dir"),
             public_url: Some(PUBLIC_URL),
             admin_tokens: Default::default(),
+            vars: Default::default(),
         }
     }
 
@@ -38,6 +43,7 @@ impl Env {
             dir: tempfile::tempdir().expect("temp dir"),
             public_url: None,
             admin_tokens: Default::default(),
+            vars: Default::default(),
         }
     }
 
@@ -53,7 +59,17 @@ impl Env {
         if let Some(u) = self.public_url {
             c.env("PHONEPROV_PUBLIC_URL", u);
         }
+        for (k, v) in self.vars.lock().expect("vars").iter() {
+            c.env(k, v);
+        }
         c
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn set_var(&self, k: &str, v: &str) {
+        let mut g = self.vars.lock().expect("vars");
+        g.retain(|(x, _)| x != k);
+        g.push((k.to_string(), v.to_string()));
     }
 
     /// Runs the CLI; returns its output whatever the exit code.

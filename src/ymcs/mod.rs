@@ -1,0 +1,758 @@
+//! Yealink's cloud (YMCS open API v2): register our phones to the client's YMCS site, point
+//! their RPS entries at the site's provisioning URL, reboot them in paced waves.
+//!
+//! Every write is planned first from what YMCS says now (reads are free), so a dry run shows
+//! exactly what would change per MAC and a re-run of a finished job changes nothing. Batch
+//! answers are read per MAC: an HTTP 200 with failures inside is a partial failure.
+
+mod client;
+pub mod paths;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use client::{Client, FILE, YmcsConfig, YmcsError};
+
+use crate::manage::Manager;
+use crate::model::{Phone, Site};
+
+/// Why an operation could not run (a per-MAC failure is a row, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Ymcs(#[from] YmcsError),
+    #[error(transparent)]
+    Manage(#[from] crate::manage::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One MAC's line in a plan or a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub mac: String,
+    pub site: String,
+    /// Plan: `add`, `move`, `remove`, `reboot`, `unchanged`, `skip`.
+    pub action: String,
+    /// Report: `ok`, `unchanged`, `failed`, `skipped`; empty in a plan.
+    pub result: String,
+    pub detail: String,
+}
+
+/// A plan (dry run) or what was done.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub operation: &'static str,
+    pub dry_run: bool,
+    pub rows: Vec<Row>,
+    /// Server-side steps (e.g. the RPS server entry to create).
+    pub notes: Vec<String>,
+    pub requests: u64,
+    pub throttled: u64,
+}
+
+impl Report {
+    pub fn failed(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| r.result == "failed")
+            .map(|r| r.mac.as_str())
+            .collect()
+    }
+}
+
+fn row(mac: &str, site: &str, action: &str, detail: impl Into<String>) -> Row {
+    Row {
+        mac: mac.to_string(),
+        site: site.to_string(),
+        action: action.to_string(),
+        result: String::new(),
+        detail: detail.into(),
+    }
+}
+
+/// Whether the phone's vendor lives in YMCS (the vendor's `cloud` in its `vendor.toml`).
+fn in_ymcs(p: &Phone) -> bool {
+    let cat = crate::catalog::Catalog::get();
+    cat.model(&p.model)
+        .and_then(|m| cat.vendor(&m.vendor))
+        .is_some_and(|v| v.cloud.as_deref() == Some("ymcs"))
+}
+
+/// Splits off the phones YMCS does not know (other vendors) as skipped rows.
+fn yealink_only(targets: Vec<(Site, Vec<Phone>)>, rows: &mut Vec<Row>) -> Vec<(Site, Vec<Phone>)> {
+    targets
+        .into_iter()
+        .map(|(s, phones)| {
+            let (keep, other): (Vec<Phone>, Vec<Phone>) = phones.into_iter().partition(in_ymcs);
+            for p in other {
+                rows.push(row(
+                    &p.mac.to_string(),
+                    &s.name,
+                    "skip",
+                    format!("{} is not managed through YMCS", p.model),
+                ));
+            }
+            (s, keep)
+        })
+        .collect()
+}
+
+/// YMCS writes MACs as 12 lowercase hex digits, or with separators: compare them so.
+fn norm_mac(v: &Value) -> Option<String> {
+    let s = v.as_str()?;
+    s.parse::<crate::mac::Mac>().ok().map(|m| m.to_string())
+}
+
+fn id_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a batch answer `{total, successCount, failureCount, errors:[{mac|field, code, message}]}`
+/// into per-MAC outcomes: `ok_codes` count as success (e.g. "already exists").
+fn batch_results(
+    v: &Value,
+    macs: &[String],
+    ok_codes: &[i64],
+) -> HashMap<String, Result<String, String>> {
+    let mut out: HashMap<String, Result<String, String>> = macs
+        .iter()
+        .map(|m| (m.clone(), Ok("done".to_string())))
+        .collect();
+    for e in v["errors"].as_array().into_iter().flatten() {
+        let mac = norm_mac(&e["mac"]).or_else(|| norm_mac(&e["field"]));
+        let code = e["code"].as_i64().unwrap_or(0);
+        let msg = e["message"].as_str().unwrap_or("").to_string();
+        let what = match code {
+            paths::ALREADY_EXISTS => format!("already there ({code})"),
+            paths::OTHER_ORGANISATION => format!("owned by another organisation ({code}): {msg}"),
+            _ => format!("code {code}: {msg}"),
+        };
+        let res = if ok_codes.contains(&code) {
+            Ok(what)
+        } else {
+            Err(what)
+        };
+        match mac {
+            Some(m) => {
+                out.insert(m, res);
+            }
+            None => {
+                // An error that names no MAC: the whole batch is in doubt.
+                for r in out.values_mut() {
+                    if r.is_ok() {
+                        *r = Err(format!("batch error without a MAC: code {code}: {msg}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Progress of a long write, for a terminal.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// The YMCS site id for our site (its `ymcs_site`, or its own name).
+async fn ymcs_site_id(c: &mut Client, sites: &[Value], site: &Site) -> Result<String, OpError> {
+    let want = site.ymcs_site.clone().unwrap_or_else(|| site.name.clone());
+    let _ = c;
+    sites
+        .iter()
+        .find(|s| s["name"].as_str() == Some(want.as_str()))
+        .and_then(|s| id_of(&s["id"]))
+        .ok_or_else(|| {
+            OpError::Invalid(format!(
+                "site '{}': YMCS has no site named '{want}'; create it in YMCS, or map ours with `phoneprov site update {} --ymcs-site NAME`",
+                site.name, site.name
+            ))
+        })
+}
+
+/// `ymcs status`: the key works; YMCS sites with their device counts.
+pub async fn status(c: &mut Client) -> Result<Value, OpError> {
+    let sites = c.list_all(paths::LIST_SITES, json!({})).await?;
+    let mut out = Vec::new();
+    for s in &sites {
+        let v = c
+            .call(
+                paths::LIST_DEVICES,
+                json!({"skip": 0, "limit": 1, "autoCount": true, "filter": {"siteId": s["id"]}}),
+                true,
+            )
+            .await?;
+        out.push(json!({"id": s["id"], "name": s["name"], "devices": v["total"]}));
+    }
+    Ok(json!({"token": "ok", "sites": out}))
+}
+
+/// `ymcs devices`: per MAC, whether we, YMCS, or both know it, and where.
+pub async fn devices(
+    m: &Manager,
+    c: &mut Client,
+    site: Option<&str>,
+) -> Result<Vec<Value>, OpError> {
+    let sites = c.list_all(paths::LIST_SITES, json!({})).await?;
+    let names: HashMap<String, String> = sites
+        .iter()
+        .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
+        .collect();
+    let theirs = c.list_all(paths::LIST_DEVICES, json!({})).await?;
+    let theirs: HashMap<String, String> = theirs
+        .iter()
+        .filter_map(|d| {
+            let site = id_of(&d["siteId"]).and_then(|i| names.get(&i).cloned());
+            Some((norm_mac(&d["mac"])?, site.unwrap_or_default()))
+        })
+        .collect();
+    let ours = match site {
+        Some(s) => m.phones_for(Some(s), &[]).await?,
+        None => {
+            let mut all = Vec::new();
+            for s in m.site_list().await? {
+                all.extend(m.phones_for(Some(&s.site.name), &[]).await?);
+            }
+            all
+        }
+    };
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (s, phones) in &ours {
+        let want = s.ymcs_site.clone().unwrap_or_else(|| s.name.clone());
+        for p in phones {
+            let mac = p.mac.to_string();
+            seen.insert(mac.clone());
+            let state = match theirs.get(&mac) {
+                Some(y) if *y == want => "both",
+                Some(_) => "other-ymcs-site",
+                None => "ours-only",
+            };
+            out.push(json!({"mac": mac, "site": s.name, "model": p.model,
+                "ymcs_site": theirs.get(&mac), "state": state}));
+        }
+    }
+    if site.is_none() {
+        for (mac, y) in &theirs {
+            if !seen.contains(mac) {
+                out.push(json!({"mac": mac, "site": null, "model": null, "ymcs_site": y, "state": "ymcs-only"}));
+            }
+        }
+    }
+    out.sort_by(|a, b| a["mac"].as_str().cmp(&b["mac"].as_str()));
+    Ok(out)
+}
+
+/// `ymcs register`: adds our phones to their YMCS site by MAC.
+pub async fn register(
+    m: &Manager,
+    c: &mut Client,
+    targets: Vec<(Site, Vec<Phone>)>,
+    confirm: bool,
+    progress: Progress<'_>,
+) -> Result<Report, OpError> {
+    let sites = c.list_all(paths::LIST_SITES, json!({})).await?;
+    let site_names: HashMap<String, String> = sites
+        .iter()
+        .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
+        .collect();
+    let known: HashMap<String, String> = c
+        .list_all(paths::LIST_DEVICES, json!({}))
+        .await?
+        .iter()
+        .filter_map(|d| {
+            Some((
+                norm_mac(&d["mac"])?,
+                id_of(&d["siteId"]).unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let _ = m;
+    let mut rows = Vec::new();
+    let targets = yealink_only(targets, &mut rows);
+    let mut work: Vec<(String, Vec<usize>)> = Vec::new();
+    for (site, phones) in &targets {
+        let sid = ymcs_site_id(c, &sites, site).await?;
+        let mut idx = Vec::new();
+        for p in phones {
+            let mac = p.mac.to_string();
+            match known.get(&mac) {
+                Some(s) if *s == sid => {
+                    rows.push(row(&mac, &site.name, "unchanged", "already registered"))
+                }
+                Some(other) => rows.push(row(
+                    &mac,
+                    &site.name,
+                    "skip",
+                    format!(
+                        "registered to YMCS site '{}'; move it in YMCS first",
+                        site_names
+                            .get(other)
+                            .cloned()
+                            .unwrap_or_else(|| other.clone())
+                    ),
+                )),
+                None => {
+                    idx.push(rows.len());
+                    rows.push(row(
+                        &mac,
+                        &site.name,
+                        "add",
+                        format!("to YMCS site id {sid}"),
+                    ));
+                }
+            }
+        }
+        work.push((sid, idx));
+    }
+    let mut report = Report {
+        operation: "register",
+        dry_run: !confirm,
+        rows,
+        notes: vec![],
+        requests: 0,
+        throttled: 0,
+    };
+    if confirm {
+        let total: usize = work.iter().map(|(_, i)| i.len()).sum();
+        let mut done = 0;
+        for (sid, idx) in work {
+            for chunk in idx.chunks(paths::BATCH) {
+                let macs: Vec<String> = chunk.iter().map(|i| report.rows[*i].mac.clone()).collect();
+                let res = c
+                    .call(
+                        paths::ADD_DEVICES_BY_MAC,
+                        json!({"siteId": sid, "macs": macs}),
+                        true,
+                    )
+                    .await;
+                apply_batch(
+                    &mut report.rows,
+                    chunk,
+                    &macs,
+                    res,
+                    &[paths::ALREADY_EXISTS],
+                );
+                done += chunk.len();
+                progress(done, total);
+            }
+        }
+        finish(&mut report);
+    }
+    report.requests = c.requests;
+    report.throttled = c.throttled;
+    Ok(report)
+}
+
+/// Marks rows from a batch call's answer.
+fn apply_batch(
+    rows: &mut [Row],
+    idx: &[usize],
+    macs: &[String],
+    res: Result<Value, YmcsError>,
+    ok_codes: &[i64],
+) {
+    match res {
+        Ok(v) => {
+            let per = batch_results(&v, macs, ok_codes);
+            for i in idx {
+                let r = &mut rows[*i];
+                match per.get(&r.mac) {
+                    Some(Ok(d)) => {
+                        r.result = "ok".into();
+                        r.detail = d.clone();
+                    }
+                    Some(Err(d)) => {
+                        r.result = "failed".into();
+                        r.detail = d.clone();
+                    }
+                    None => r.result = "ok".into(),
+                }
+            }
+        }
+        Err(e) => {
+            for i in idx {
+                rows[*i].result = "failed".into();
+                rows[*i].detail = e.to_string();
+            }
+        }
+    }
+}
+
+/// Rows the write did not touch get their plan's outcome.
+fn finish(report: &mut Report) {
+    for r in &mut report.rows {
+        if r.result.is_empty() {
+            r.result = match r.action.as_str() {
+                "unchanged" => "unchanged",
+                _ => "skipped",
+            }
+            .into();
+        }
+    }
+}
+
+/// The RPS server entry name for a site: ≤ 20 characters, changes with the URL and login.
+fn rps_server_name(site: &Site, url: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(url.as_bytes());
+    if let Some(a) = &site.access.auth {
+        h.update(b"\0");
+        h.update(a.user.as_bytes());
+        h.update(b"\0");
+        h.update(a.password.as_bytes());
+    }
+    let tag = hex::encode(&h.finalize()[..3]);
+    let short: String = site
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(10)
+        .collect();
+    format!("pp-{short}-{tag}")
+}
+
+/// `ymcs rps-add`: an RPS server entry for the site's provisioning URL (with its login), and
+/// every MAC pointed at it.
+pub async fn rps_add(
+    m: &Manager,
+    c: &mut Client,
+    targets: Vec<(Site, Vec<Phone>)>,
+    confirm: bool,
+    progress: Progress<'_>,
+) -> Result<Report, OpError> {
+    let servers = c.list_all(paths::RPS_LIST_SERVERS, json!({})).await?;
+    let in_rps: HashMap<String, String> = c
+        .list_all(paths::RPS_LIST_DEVICES, json!({}))
+        .await?
+        .iter()
+        .filter_map(|d| {
+            Some((
+                norm_mac(&d["mac"])?,
+                id_of(&d["serverId"]).unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let mut report = Report {
+        operation: "rps-add",
+        dry_run: !confirm,
+        rows: vec![],
+        notes: vec![],
+        requests: 0,
+        throttled: 0,
+    };
+    let targets = yealink_only(targets, &mut report.rows);
+    let mut work = Vec::new();
+    for (site, phones) in &targets {
+        let url = m.provisioning_url(site)?;
+        let name = rps_server_name(site, &url);
+        let existing = servers
+            .iter()
+            .find(|s| s["serverName"].as_str() == Some(name.as_str()))
+            .and_then(|s| id_of(&s["id"]));
+        if existing.is_none() {
+            report.notes.push(format!(
+                "create RPS server '{name}' → {url}{}",
+                if site.access.auth.is_some() {
+                    " (with the site's login)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let mut adds = Vec::new();
+        let mut moves = Vec::new();
+        for p in phones {
+            let mac = p.mac.to_string();
+            match (in_rps.get(&mac), &existing) {
+                (Some(s), Some(e)) if s == e => report.rows.push(row(
+                    &mac,
+                    &site.name,
+                    "unchanged",
+                    format!("already on '{name}'"),
+                )),
+                (Some(s), _) => {
+                    moves.push(report.rows.len());
+                    report.rows.push(row(
+                        &mac,
+                        &site.name,
+                        "move",
+                        format!("from RPS server {s} to '{name}'"),
+                    ));
+                }
+                (None, _) => {
+                    adds.push(report.rows.len());
+                    report
+                        .rows
+                        .push(row(&mac, &site.name, "add", format!("to '{name}'")));
+                }
+            }
+        }
+        work.push((site.clone(), url, name, existing, adds, moves));
+    }
+    if confirm {
+        let total: usize = work.iter().map(|w| w.4.len() + w.5.len()).sum();
+        let mut done = 0;
+        for (site, url, name, existing, adds, moves) in work {
+            if adds.is_empty() && moves.is_empty() {
+                continue;
+            }
+            let auth = site.access.auth.clone();
+            let server_id = match existing {
+                Some(id) => id,
+                None => {
+                    let mut body = json!({"serverName": name, "url": url});
+                    if let Some(a) = &auth {
+                        body["authName"] = json!(a.user);
+                        body["password"] = json!(a.password);
+                    }
+                    match c.call(paths::RPS_ADD_SERVER, body, false).await {
+                        Ok(v) => id_of(&v["id"])
+                            .or_else(|| id_of(&v["data"]["id"]))
+                            .ok_or_else(|| {
+                                OpError::Ymcs(YmcsError::Answer {
+                                    path: paths::RPS_ADD_SERVER.into(),
+                                    reason: "no server id".into(),
+                                })
+                            })?,
+                        Err(e) => {
+                            for i in adds.iter().chain(&moves) {
+                                report.rows[*i].result = "failed".into();
+                                report.rows[*i].detail = format!("RPS server not created: {e}");
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            // Moves: off the old server first (deleting is safe to repeat).
+            for chunk in moves.chunks(paths::BATCH) {
+                let macs: Vec<String> = chunk.iter().map(|i| report.rows[*i].mac.clone()).collect();
+                if let Err(e) = c
+                    .call(paths::RPS_DEL_DEVICES, json!({"macs": macs}), true)
+                    .await
+                {
+                    for i in chunk {
+                        report.rows[*i].result = "failed".into();
+                        report.rows[*i].detail = format!("not removed from the old server: {e}");
+                    }
+                }
+            }
+            let todo: Vec<usize> = adds
+                .iter()
+                .chain(&moves)
+                .copied()
+                .filter(|i| report.rows[*i].result.is_empty())
+                .collect();
+            for chunk in todo.chunks(paths::BATCH) {
+                let macs: Vec<String> = chunk.iter().map(|i| report.rows[*i].mac.clone()).collect();
+                let mut body = json!({"serverId": server_id, "macs": macs});
+                if let Some(a) = &auth {
+                    body["authName"] = json!(a.user);
+                    body["password"] = json!(a.password);
+                }
+                let res = c.call(paths::RPS_ADD_DEVICES, body, true).await;
+                apply_batch(&mut report.rows, chunk, &macs, res, &[]);
+                done += chunk.len();
+                progress(done, total);
+            }
+        }
+        finish(&mut report);
+    }
+    report.requests = c.requests;
+    report.throttled = c.throttled;
+    Ok(report)
+}
+
+/// `ymcs rps-remove`: takes the MACs out of RPS.
+pub async fn rps_remove(
+    c: &mut Client,
+    targets: Vec<(Site, Vec<Phone>)>,
+    confirm: bool,
+    progress: Progress<'_>,
+) -> Result<Report, OpError> {
+    let in_rps: HashMap<String, String> = c
+        .list_all(paths::RPS_LIST_DEVICES, json!({}))
+        .await?
+        .iter()
+        .filter_map(|d| {
+            Some((
+                norm_mac(&d["mac"])?,
+                id_of(&d["serverId"]).unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let mut report = Report {
+        operation: "rps-remove",
+        dry_run: !confirm,
+        rows: vec![],
+        notes: vec![],
+        requests: 0,
+        throttled: 0,
+    };
+    let targets = yealink_only(targets, &mut report.rows);
+    let mut idx = Vec::new();
+    for (site, phones) in &targets {
+        for p in phones {
+            let mac = p.mac.to_string();
+            match in_rps.get(&mac) {
+                Some(s) => {
+                    idx.push(report.rows.len());
+                    report.rows.push(row(
+                        &mac,
+                        &site.name,
+                        "remove",
+                        format!("from RPS server {s}"),
+                    ));
+                }
+                None => report
+                    .rows
+                    .push(row(&mac, &site.name, "unchanged", "not in RPS")),
+            }
+        }
+    }
+    if confirm {
+        let mut done = 0;
+        for chunk in idx.chunks(paths::BATCH) {
+            let macs: Vec<String> = chunk.iter().map(|i| report.rows[*i].mac.clone()).collect();
+            let res = c
+                .call(paths::RPS_DEL_DEVICES, json!({"macs": macs}), true)
+                .await;
+            apply_batch(&mut report.rows, chunk, &macs, res, &[]);
+            done += chunk.len();
+            progress(done, idx.len());
+        }
+        finish(&mut report);
+    }
+    report.requests = c.requests;
+    report.throttled = c.throttled;
+    Ok(report)
+}
+
+/// `--pace 60/min` or `60` → reboots per minute.
+pub fn parse_pace(s: &str) -> Result<u32, String> {
+    let n = s.trim().trim_end_matches("/min").trim();
+    n.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=600).contains(n))
+        .ok_or_else(|| format!("pace '{s}' must be 1 to 600 per minute, e.g. 60/min"))
+}
+
+/// `ymcs reboot`: one phone at a time, `pace` per minute, so a site's phones do not all boot
+/// against the server at once. A reboot is not repeated on a timeout (it may have happened).
+pub async fn reboot(
+    c: &mut Client,
+    targets: Vec<(Site, Vec<Phone>)>,
+    confirm: bool,
+    pace: u32,
+    progress: Progress<'_>,
+) -> Result<Report, OpError> {
+    let mut skipped = Vec::new();
+    let targets = yealink_only(targets, &mut skipped);
+    let all: Vec<(String, String)> = targets
+        .iter()
+        .flat_map(|(s, ps)| ps.iter().map(|p| (p.mac.to_string(), s.name.clone())))
+        .collect();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for chunk in all.chunks(paths::BATCH) {
+        let macs: Vec<&str> = chunk.iter().map(|(m, _)| m.as_str()).collect();
+        let v = c
+            .call(
+                paths::DEVICE_ID,
+                json!({"deviceType": "phone", "deviceIds": macs, "deviceIdType": "mac"}),
+                true,
+            )
+            .await?;
+        for d in v["data"].as_array().into_iter().flatten() {
+            if let (Some(m), Some(id)) = (norm_mac(&d["mac"]), id_of(&d["deviceId"])) {
+                ids.insert(m, id);
+            }
+        }
+    }
+    let gap = Duration::from_secs_f64(60.0 / pace as f64);
+    let mut report = Report {
+        operation: "reboot",
+        dry_run: !confirm,
+        rows: skipped,
+        notes: vec![],
+        requests: 0,
+        throttled: 0,
+    };
+    let mut idx = Vec::new();
+    for (mac, site) in &all {
+        match ids.get(mac) {
+            Some(id) => {
+                let at = gap * idx.len() as u32;
+                idx.push(report.rows.len());
+                report.rows.push(row(
+                    mac,
+                    site,
+                    "reboot",
+                    format!("device {id}, at +{:.1}s", at.as_secs_f64()),
+                ));
+            }
+            None => report.rows.push(row(
+                mac,
+                site,
+                "skip",
+                "not registered in YMCS (ymcs register first)",
+            )),
+        }
+    }
+    if confirm {
+        let start = tokio::time::Instant::now();
+        for (k, i) in idx.iter().enumerate() {
+            tokio::time::sleep_until(start + gap * k as u32).await;
+            let mac = report.rows[*i].mac.clone();
+            let id = ids.get(&mac).cloned().unwrap_or_default();
+            let res = c
+                .call(
+                    paths::REBOOT,
+                    json!({"deviceIds": [id], "deviceType": "phone"}),
+                    false,
+                )
+                .await;
+            apply_batch(&mut report.rows, &[*i], &[mac], res, &[]);
+            progress(k + 1, idx.len());
+        }
+        finish(&mut report);
+    }
+    report.requests = c.requests;
+    report.throttled = c.throttled;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_read_per_mac() {
+        let macs = vec![
+            "805ec0000001".to_string(),
+            "805ec0000002".into(),
+            "805ec0000003".into(),
+        ];
+        let v = json!({"total": 3, "successCount": 1, "failureCount": 2, "errors": [
+            {"mac": "80:5E:C0:00:00:02", "code": 800003, "message": "exists"},
+            {"mac": "805EC0000003", "code": 800004, "message": "other org"}]});
+        let r = batch_results(&v, &macs, &[paths::ALREADY_EXISTS]);
+        assert!(r["805ec0000001"].is_ok());
+        assert!(r["805ec0000002"].as_ref().unwrap().contains("already"));
+        assert!(
+            r["805ec0000003"]
+                .as_ref()
+                .unwrap_err()
+                .contains("another organisation")
+        );
+        assert_eq!(parse_pace("60/min").unwrap(), 60);
+        assert!(parse_pace("0").is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! `phoneprov ymcs ...` and `import --ymcs`: runs an operation, prints the plan or the per-MAC
+//! result table. Exit codes: 0 done, 3 dry run (nothing changed; re-run with --confirm),
+//! 1 some MACs failed (the report names them), 2 refused.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use phoneprov::config::{YmcsCmd, YmcsTarget};
+use phoneprov::manage::{self, Manager};
+use phoneprov::ymcs::{self, Client, OpError, Report, YmcsConfig};
+
+use crate::output::print;
+
+/// Exit code of a dry run.
+pub const DRY_RUN: u8 = 3;
+
+fn refused(e: OpError) -> anyhow::Error {
+    match e {
+        OpError::Invalid(m) => manage::Error::Invalid(m).into(),
+        OpError::Manage(e) => e.into(),
+        OpError::Ymcs(ymcs::YmcsError::Config(m)) => {
+            manage::Error::Invalid(format!("YMCS is not configured: {m}")).into()
+        }
+        other => other.into(),
+    }
+}
+
+/// A progress bar on stderr when it is a terminal and the batch is large.
+fn progress(done: usize, total: usize) {
+    if total >= 20 && std::io::stderr().is_terminal() {
+        let w = 30 * done / total.max(1);
+        eprint!("\r[{}{}] {done}/{total}", "#".repeat(w), " ".repeat(30 - w));
+        if done == total {
+            eprintln!();
+        }
+    }
+}
+
+pub fn client(data_dir: &std::path::Path) -> anyhow::Result<Client> {
+    let cfg = YmcsConfig::load(data_dir).map_err(|e| refused(e.into()))?;
+    Ok(Client::new(cfg)?)
+}
+
+pub async fn run(
+    m: &Manager,
+    data_dir: &std::path::Path,
+    cmd: YmcsCmd,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut c = client(data_dir)?;
+    let targets = |t: &YmcsTarget| {
+        let (site, macs) = (t.site.clone(), t.macs.clone());
+        async move { m.phones_for(site.as_deref(), &macs).await }
+    };
+    let report = match cmd {
+        YmcsCmd::Status => {
+            let v = ymcs::status(&mut c).await.map_err(refused)?;
+            let mut text =
+                String::from("YMCS: access key works\nSITE                             DEVICES");
+            for s in v["sites"].as_array().into_iter().flatten() {
+                text.push_str(&format!(
+                    "\n{:<32} {}",
+                    s["name"].as_str().unwrap_or("?"),
+                    s["devices"]
+                ));
+            }
+            print(json, &v, text);
+            return Ok(ExitCode::SUCCESS);
+        }
+        YmcsCmd::Devices { site } => {
+            let rows = ymcs::devices(m, &mut c, site.as_deref())
+                .await
+                .map_err(refused)?;
+            let mut text = format!(
+                "{:<13} {:<16} {:<10} {:<20} STATE",
+                "MAC", "SITE", "MODEL", "YMCS SITE"
+            );
+            for r in &rows {
+                text.push_str(&format!(
+                    "\n{:<13} {:<16} {:<10} {:<20} {}",
+                    r["mac"].as_str().unwrap_or(""),
+                    r["site"].as_str().unwrap_or("-"),
+                    r["model"].as_str().unwrap_or("-"),
+                    r["ymcs_site"].as_str().unwrap_or("-"),
+                    r["state"].as_str().unwrap_or("")
+                ));
+            }
+            print(json, &rows, text);
+            return Ok(ExitCode::SUCCESS);
+        }
+        YmcsCmd::Register(t) => {
+            let tg = targets(&t).await?;
+            ymcs::register(m, &mut c, tg, t.confirm, &progress).await
+        }
+        YmcsCmd::RpsAdd(t) => {
+            let tg = targets(&t).await?;
+            ymcs::rps_add(m, &mut c, tg, t.confirm, &progress).await
+        }
+        YmcsCmd::RpsRemove(t) => {
+            let tg = targets(&t).await?;
+            ymcs::rps_remove(&mut c, tg, t.confirm, &progress).await
+        }
+        YmcsCmd::Reboot { target, pace } => {
+            let pace = ymcs::parse_pace(&pace).map_err(manage::Error::Invalid)?;
+            let tg = targets(&target).await?;
+            ymcs::reboot(&mut c, tg, target.confirm, pace, &progress).await
+        }
+    }
+    .map_err(refused)?;
+    Ok(show(&report, json))
+}
+
+/// Prints a plan or a result table; the exit code it calls for.
+pub fn show(r: &Report, json: bool) -> ExitCode {
+    let mut text = String::new();
+    if r.dry_run {
+        for n in &r.notes {
+            text.push_str(&format!("[DRY RUN] {} {n}\n", r.operation));
+        }
+        for row in &r.rows {
+            text.push_str(&format!(
+                "[DRY RUN] {} {} ({}): {} — {}\n",
+                r.operation, row.mac, row.site, row.action, row.detail
+            ));
+        }
+        let changes = r
+            .rows
+            .iter()
+            .filter(|x| !matches!(x.action.as_str(), "unchanged" | "skip"))
+            .count();
+        text.push_str(&format!(
+            "[DRY RUN] {changes} change(s); nothing was sent. Re-run with --confirm to do it."
+        ));
+    } else {
+        text.push_str(&format!(
+            "{:<13} {:<16} {:<10} {:<10} DETAIL",
+            "MAC", "SITE", "ACTION", "RESULT"
+        ));
+        for row in &r.rows {
+            text.push_str(&format!(
+                "\n{:<13} {:<16} {:<10} {:<10} {}",
+                row.mac, row.site, row.action, row.result, row.detail
+            ));
+        }
+        let failed = r.failed();
+        text.push_str(&format!(
+            "\n{} request(s), {} throttled (429)",
+            r.requests, r.throttled
+        ));
+        if !failed.is_empty() {
+            text.push_str(&format!(
+                "\n{} MAC(s) failed; retry with: phoneprov ymcs {} --confirm {}",
+                failed.len(),
+                r.operation,
+                failed.join(" ")
+            ));
+        }
+    }
+    print(json, r, text);
+    if r.dry_run {
+        ExitCode::from(DRY_RUN)
+    } else if r.failed().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
