@@ -505,7 +505,7 @@ async fn command(
                     let targets = m.phones_for(None, &macs).await?;
                     let r = match w.as_str() {
                         "register" => {
-                            phoneprov::ymcs::register(m, c, targets, confirm, &|_, _| {}).await
+                            phoneprov::ymcs::register(c, targets, confirm, &|_, _| {}).await
                         }
                         _ => phoneprov::ymcs::rps_add(m, c, targets, confirm, &|_, _| {}).await,
                     };

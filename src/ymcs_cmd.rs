@@ -90,7 +90,7 @@ pub async fn run(
         }
         YmcsCmd::Register(t) => {
             let tg = targets(&t).await?;
-            ymcs::register(m, &mut c, tg, t.confirm, &progress).await
+            ymcs::register(&mut c, tg, t.confirm, &progress).await
         }
         YmcsCmd::RpsAdd(t) => {
             let tg = targets(&t).await?;

@@ -157,13 +157,38 @@ fn batch_results(
     out
 }
 
+/// A list call's records as MAC → the id in `field` (site or RPS server).
+async fn by_mac(
+    c: &mut Client,
+    path: &str,
+    field: &str,
+) -> Result<HashMap<String, String>, YmcsError> {
+    Ok(c.list_all(path, json!({}))
+        .await?
+        .iter()
+        .filter_map(|d| Some((norm_mac(&d["mac"])?, id_of(&d[field]).unwrap_or_default())))
+        .collect())
+}
+
+impl Report {
+    fn new(operation: &'static str, confirm: bool, rows: Vec<Row>) -> Report {
+        Report {
+            operation,
+            dry_run: !confirm,
+            rows,
+            notes: vec![],
+            requests: 0,
+            throttled: 0,
+        }
+    }
+}
+
 /// Progress of a long write, for a terminal.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// The YMCS site id for our site (its `ymcs_site`, or its own name).
-async fn ymcs_site_id(c: &mut Client, sites: &[Value], site: &Site) -> Result<String, OpError> {
+fn ymcs_site_id(sites: &[Value], site: &Site) -> Result<String, OpError> {
     let want = site.ymcs_site.clone().unwrap_or_else(|| site.name.clone());
-    let _ = c;
     sites
         .iter()
         .find(|s| s["name"].as_str() == Some(want.as_str()))
@@ -251,7 +276,6 @@ pub async fn devices(
 
 /// `ymcs register`: adds our phones to their YMCS site by MAC.
 pub async fn register(
-    m: &Manager,
     c: &mut Client,
     targets: Vec<(Site, Vec<Phone>)>,
     confirm: bool,
@@ -262,23 +286,12 @@ pub async fn register(
         .iter()
         .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
         .collect();
-    let known: HashMap<String, String> = c
-        .list_all(paths::LIST_DEVICES, json!({}))
-        .await?
-        .iter()
-        .filter_map(|d| {
-            Some((
-                norm_mac(&d["mac"])?,
-                id_of(&d["siteId"]).unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let _ = m;
+    let known: HashMap<String, String> = by_mac(c, paths::LIST_DEVICES, "siteId").await?;
     let mut rows = Vec::new();
     let targets = yealink_only(targets, &mut rows);
     let mut work: Vec<(String, Vec<usize>)> = Vec::new();
     for (site, phones) in &targets {
-        let sid = ymcs_site_id(c, &sites, site).await?;
+        let sid = ymcs_site_id(&sites, site)?;
         let mut idx = Vec::new();
         for p in phones {
             let mac = p.mac.to_string();
@@ -429,25 +442,8 @@ pub async fn rps_add(
     progress: Progress<'_>,
 ) -> Result<Report, OpError> {
     let servers = c.list_all(paths::RPS_LIST_SERVERS, json!({})).await?;
-    let in_rps: HashMap<String, String> = c
-        .list_all(paths::RPS_LIST_DEVICES, json!({}))
-        .await?
-        .iter()
-        .filter_map(|d| {
-            Some((
-                norm_mac(&d["mac"])?,
-                id_of(&d["serverId"]).unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let mut report = Report {
-        operation: "rps-add",
-        dry_run: !confirm,
-        rows: vec![],
-        notes: vec![],
-        requests: 0,
-        throttled: 0,
-    };
+    let in_rps: HashMap<String, String> = by_mac(c, paths::RPS_LIST_DEVICES, "serverId").await?;
+    let mut report = Report::new("rps-add", confirm, vec![]);
     let targets = yealink_only(targets, &mut report.rows);
     let mut work = Vec::new();
     for (site, phones) in &targets {
@@ -578,25 +574,8 @@ pub async fn rps_remove(
     confirm: bool,
     progress: Progress<'_>,
 ) -> Result<Report, OpError> {
-    let in_rps: HashMap<String, String> = c
-        .list_all(paths::RPS_LIST_DEVICES, json!({}))
-        .await?
-        .iter()
-        .filter_map(|d| {
-            Some((
-                norm_mac(&d["mac"])?,
-                id_of(&d["serverId"]).unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let mut report = Report {
-        operation: "rps-remove",
-        dry_run: !confirm,
-        rows: vec![],
-        notes: vec![],
-        requests: 0,
-        throttled: 0,
-    };
+    let in_rps: HashMap<String, String> = by_mac(c, paths::RPS_LIST_DEVICES, "serverId").await?;
+    let mut report = Report::new("rps-remove", confirm, vec![]);
     let targets = yealink_only(targets, &mut report.rows);
     let mut idx = Vec::new();
     for (site, phones) in &targets {
@@ -677,14 +656,7 @@ pub async fn reboot(
         }
     }
     let gap = Duration::from_secs_f64(60.0 / pace as f64);
-    let mut report = Report {
-        operation: "reboot",
-        dry_run: !confirm,
-        rows: skipped,
-        notes: vec![],
-        requests: 0,
-        throttled: 0,
-    };
+    let mut report = Report::new("reboot", confirm, skipped);
     let mut idx = Vec::new();
     for (mac, site) in &all {
         match ids.get(mac) {
