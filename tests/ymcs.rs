@@ -616,3 +616,82 @@ fn import_then_register_and_rps() {
         env.ok(&["ymcs", "status"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_through_the_admin_api() {
+    let env = Env::new();
+    env.seed();
+    let fake = Fake::start(State {
+        sites: sites(),
+        ..Default::default()
+    });
+    connect(&env, &fake);
+    let srv = env.start();
+    let token = env.admin_token();
+    let c = client();
+    let post = |op: &str, body: serde_json::Value| {
+        c.post(srv.url(&format!("/api/v1/ymcs/{op}")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let plan: serde_json::Value = post("register", serde_json::json!({"site": "valleywide"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "add")
+            .count(),
+        1
+    );
+    assert!(fake.with(|s| s.devices.is_empty()), "a plan sends nothing");
+    let done: serde_json::Value = post(
+        "register",
+        serde_json::json!({"site": "valleywide", "confirm": true}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let ok: Vec<_> = done["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "ok")
+        .collect();
+    assert_eq!(ok.len(), 1, "{done}");
+    assert_eq!(
+        fake.with(|s| s.devices.get(T54W_MAC).cloned()),
+        Some("s-1".into())
+    );
+    let r = post("dance", serde_json::json!({"site": "valleywide"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let s: serde_json::Value = c
+        .get(srv.url("/api/v1/ymcs/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["token"], "ok");
+    assert_eq!(
+        c.get(srv.url("/api/v1/ymcs/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

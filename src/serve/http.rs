@@ -43,6 +43,8 @@ pub struct AppInner {
     pub upload_cap: usize,
     /// Which listener this state serves: plain HTTP or HTTPS.
     pub scheme: Transport,
+    /// The data dir (YMCS settings).
+    pub data_dir: std::path::PathBuf,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,6 +68,12 @@ pub fn router(state: AppState) -> Router {
         .route("/firmware/assign", put(assign_firmware))
         .route("/firmware/audit", get(audit_firmware))
         .route("/audit", get(fetch_audit))
+        .route("/ymcs/status", get(super::ymcs_api::status))
+        .route("/ymcs/devices", get(super::ymcs_api::devices))
+        .route(
+            "/ymcs/{op}",
+            axum::routing::post(super::ymcs_api::operation),
+        )
         .route("/export", get(export_csv))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()

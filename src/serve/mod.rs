@@ -4,6 +4,7 @@
 pub mod http;
 pub mod tftp;
 pub mod tls;
+mod ymcs_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,6 +182,7 @@ pub async fn run(
             admin_tokens: admin_tokens.clone(),
             upload_cap: cfg.upload_cap,
             scheme,
+            data_dir: cfg.data_dir.clone(),
         })
     };
     let state = state_for(crate::resolve::Transport::Http);
