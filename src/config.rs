@@ -100,6 +100,9 @@ pub enum Command {
     /// Admin API tokens (kept as hashes).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// PBXes that phones and lines are read from (NetSapiens, SARK).
+    #[command(subcommand)]
+    Pbx(PbxCmd),
     /// Yealink's cloud (YMCS): register MACs, point RPS at us, reboot. Writes are dry runs
     /// unless --confirm.
     #[command(subcommand)]
@@ -165,6 +168,10 @@ pub struct ServeArgs {
     /// How long a banned address is refused, in minutes.
     #[arg(long, env = "PHONEPROV_BAN_MINUTES", default_value_t = 15)]
     pub ban_minutes: u32,
+
+    /// Keep every PBX/site pair that `pbx sync` has synced in sync, this often (e.g. 15m).
+    #[arg(long, env = "PHONEPROV_SYNC_EVERY", value_name = "DURATION")]
+    pub sync_every: Option<String>,
 
     /// TFTP retransmission interval in milliseconds before backoff.
     #[arg(long, env = "PHONEPROV_TFTP_TIMEOUT_MS", default_value_t = 1000)]
@@ -317,6 +324,44 @@ pub enum YmcsCmd {
         /// Reboots per minute (e.g. 60/min or 60).
         #[arg(long, value_name = "N/min", default_value = "60/min")]
         pace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PbxCmd {
+    /// Add a PBX. Credentials: PHONEPROV_PBX_<NAME>_API_KEY (NetSapiens), or _CLIENT_ID,
+    /// _CLIENT_SECRET, _USERNAME, _PASSWORD (OAuth), or _TOKEN (SARK); or a table [NAME] in
+    /// <data-dir>/pbx-credentials.toml (mode 0600).
+    Add {
+        name: String,
+        #[arg(long, value_name = "netsapiens|sark")]
+        kind: String,
+        #[arg(long, value_name = "URL")]
+        base_url: String,
+        #[arg(long, value_name = "auto|v2|v1", default_value = "auto")]
+        api_version: String,
+    },
+    List,
+    /// A PBX and the domain/site pairs synced from it.
+    Show {
+        name: String,
+    },
+    Rm {
+        name: String,
+    },
+    /// Read the PBX's phones and lines for a domain (NetSapiens) or tenant (SARK) into a site.
+    Sync {
+        name: String,
+        #[arg(long, value_name = "PBX_DOMAIN_OR_TENANT")]
+        domain: String,
+        #[arg(long)]
+        site: String,
+        /// Report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove the site's phones the PBX no longer has.
+        #[arg(long)]
+        prune: bool,
     },
 }
 

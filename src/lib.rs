@@ -28,6 +28,7 @@
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`tokens`] | admin API tokens, kept as hashes |
+//! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
 //! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
 //! | [`serve`] | transports and the server's lifetime |
 //!
@@ -53,6 +54,7 @@ pub mod mac;
 pub mod manage;
 pub mod model;
 pub mod net;
+pub mod pbx;
 pub mod publish;
 pub mod recover;
 pub mod render;

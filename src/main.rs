@@ -17,6 +17,7 @@ use phoneprov::serve::{self, ServeConfig};
 use phoneprov::store::Store;
 
 mod output;
+mod pbx_cmd;
 mod ymcs_cmd;
 
 fn main() -> ExitCode {
@@ -176,6 +177,12 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         files_dir: settings.data_dir.join("files"),
         data_dir: settings.data_dir.clone(),
         public_https_url: settings.public_https_url.clone(),
+        sync_every: args
+            .sync_every
+            .as_deref()
+            .map(phoneprov::config::parse_duration)
+            .transpose()
+            .map_err(|e| manage::Error::Invalid(format!("--sync-every: {e}")))?,
         upload_cap: 1024 * 1024,
         poll_every: std::time::Duration::from_millis(500),
         tftp: settings.tftp.clone(),
@@ -482,6 +489,7 @@ async fn command(
                 site,
                 dry_run,
                 allow_move,
+                ..Default::default()
             };
             let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
             let mut progress = |n: u64| {
@@ -622,6 +630,7 @@ async fn command(
             tracing::info!(phones = n, "exported");
         }
         Command::Token(_) | Command::Ymcs(_) => unreachable!("handled in run"),
+        Command::Pbx(cmd) => return pbx_cmd::run(m, data_dir, cmd, json).await,
         Command::Audit {
             site,
             mac,

@@ -143,6 +143,7 @@ pub(super) fn header(rdr: &mut csv::Reader<impl Read>, errors: &mut Vec<RowError
                 line: 1,
                 column: String::new(),
                 message: format!("cannot read the header: {e}"),
+                record: None,
             });
             return Vec::new();
         }
@@ -152,13 +153,12 @@ pub(super) fn header(rdr: &mut csv::Reader<impl Read>, errors: &mut Vec<RowError
     for name in h.iter() {
         match parse_col(name) {
             Some(c) if seen.insert(c) => cols.push(c),
-            Some(_) => errors.push(RowError { line: 1, column: name.trim().into(), message: format!("column '{}' appears twice", name.trim()) }),
-            None if name.trim().is_empty() => errors.push(RowError { line: 1, column: String::new(), message: "a column has no name".into() }),
+            Some(_) => errors.push(RowError { line: 1, column: name.trim().into(), message: format!("column '{}' appears twice", name.trim()), record: None }),
+            None if name.trim().is_empty() => errors.push(RowError { line: 1, column: String::new(), message: "a column has no name".into(), record: None }),
             None => errors.push(RowError {
                 line: 1,
                 column: name.trim().into(),
-                message: format!("unknown column '{}': expected mac, model, site, label, lineN_user, lineN_auth_user, lineN_password, lineN_display_name, lineN_label", name.trim()),
-            }),
+                message: format!("unknown column '{}': expected mac, model, site, label, lineN_user, lineN_auth_user, lineN_password, lineN_display_name, lineN_label", name.trim()), record: None }),
         }
     }
     if !cols.contains(&Col::Mac) && errors.is_empty() {
@@ -166,6 +166,7 @@ pub(super) fn header(rdr: &mut csv::Reader<impl Read>, errors: &mut Vec<RowError
             line: 1,
             column: "mac".into(),
             message: "the header has no 'mac' column".into(),
+            record: None,
         });
     }
     cols

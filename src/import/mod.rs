@@ -64,6 +64,11 @@ pub struct Options {
     pub dry_run: bool,
     /// Allow moving a phone that is enrolled in another site.
     pub allow_move: bool,
+    /// A row's lines are all the phone's lines: lines it does not name are removed (a source
+    /// of truth such as a PBX; a CSV only adds and changes lines).
+    pub exact_lines: bool,
+    /// Also remove the phones of `site` that the input does not name.
+    pub prune: bool,
 }
 
 /// One problem, where it is.
@@ -72,6 +77,9 @@ pub struct RowError {
     pub line: u64,
     pub column: String,
     pub message: String,
+    /// The source record the line stands for, when the input was made from one (a PBX's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// What an import did, or would do.
@@ -80,6 +88,10 @@ pub struct Report {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Phones removed (or, in a dry run, to be removed) by `prune`.
+    pub removed: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_macs: Vec<String>,
     pub rows: u64,
     pub dry_run: bool,
     /// Whether the changes were written.
@@ -132,6 +144,7 @@ fn pass(
                             "the row has {} fields; the header has {width}",
                             rec.len()
                         ),
+                        record: None,
                     });
                     continue;
                 }
@@ -153,6 +166,7 @@ fn pass(
                     line,
                     column: String::new(),
                     message,
+                    record: None,
                 });
             }
         }
@@ -276,7 +290,34 @@ pub async fn import(
         report.errors = errors;
         return Ok(report);
     }
-    if opts.dry_run || report.created + report.updated == 0 {
+    // Prune: the site's phones the input does not name.
+    let mut prune: Vec<Mac> = Vec::new();
+    if opts.prune {
+        let site = opts
+            .site
+            .as_deref()
+            .ok_or_else(|| Error::Invalid("pruning needs the site".into()))?;
+        let site_id = *existing
+            .sites
+            .get(site)
+            .ok_or_else(|| Error::NotFound(format!("no site named '{site}'")))?;
+        let named: std::collections::HashSet<Mac> = report.macs.iter().copied().collect();
+        prune = existing
+            .phones
+            .iter()
+            .filter(|(mac, (p, _))| p.site_id == site_id && !named.contains(mac))
+            .map(|(mac, _)| *mac)
+            .collect();
+        prune.sort();
+        report.removed = prune.len() as u64;
+        report.removed_macs = prune.iter().map(|m| m.to_string()).collect();
+        if !prune.is_empty() {
+            report.sites.push(site.to_string());
+            report.sites.sort();
+            report.sites.dedup();
+        }
+    }
+    if opts.dry_run || report.created + report.updated + report.removed == 0 {
         return Ok(report);
     }
 
@@ -342,7 +383,14 @@ pub async fn import(
             input.name()
         )));
     }
-    for site in &c.sites {
+    for mac in &prune {
+        store::delete_phone(&mut tx, *mac).await?;
+    }
+    let mut changed_sites = c.sites.clone();
+    if let Some(p) = prune.first().and_then(|m| existing.phones.get(m)) {
+        changed_sites.insert(p.0.site_id);
+    }
+    for site in &changed_sites {
         store::log_change(&mut tx, Scope::Site(*site)).await?;
     }
     // One trial render per site and model: a template that cannot render these phones stops

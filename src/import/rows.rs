@@ -52,6 +52,7 @@ impl Pass {
                 line,
                 column: col_name(col),
                 message,
+                record: None,
             });
         };
         let before = errors.len();
@@ -154,7 +155,10 @@ impl Pass {
             None => existing.map(|(p, _)| p.label.clone()).unwrap_or_default(),
         };
         // Lines
-        let mut lines: Vec<Line> = existing.map(|(_, l)| l.clone()).unwrap_or_default();
+        let mut lines: Vec<Line> = match self.opts.exact_lines {
+            true => Vec::new(),
+            false => existing.map(|(_, l)| l.clone()).unwrap_or_default(),
+        };
         let accounts = model.map(|m| m.accounts).unwrap_or(MAX_LINE);
         let nums: BTreeSet<u8> = self
             .cols

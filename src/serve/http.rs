@@ -504,6 +504,7 @@ async fn import_csv(
         site: q.site,
         dry_run: q.dry_run,
         allow_move: q.allow_move,
+        ..Default::default()
     };
     let report = crate::import::import(&st.manager, &input, &opts, &mut |_| {}).await?;
     let status = if report.errors.is_empty() {

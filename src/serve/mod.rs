@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Base HTTPS URL for sites that require HTTPS.
     pub public_https_url: Option<String>,
+    /// Keep recorded PBX/site pairs in sync this often.
+    pub sync_every: Option<Duration>,
     pub template_dir: std::path::PathBuf,
     /// Operators' static files, served by both transports.
     pub files_dir: std::path::PathBuf,
@@ -220,6 +222,15 @@ pub async fn run(
         })
     };
 
+    let sync_task = cfg.sync_every.map(|every| {
+        tokio::spawn(crate::pbx::keep_in_sync(
+            manager.clone(),
+            cfg.data_dir.clone(),
+            every,
+            wait_stop(stop_rx.clone()),
+        ))
+    });
+
     let tftp_task = tftp_sock.map(|sock| {
         let files: Arc<dyn tftp::Files> = Arc::new(state.resolver.clone());
         tokio::spawn(tftp::run(
@@ -282,6 +293,9 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = flush_task.await;
+    if let Some(t) = sync_task {
+        let _ = t.await;
+    }
     served?;
     Ok(())
 }

@@ -7,12 +7,14 @@
 
 mod audit;
 pub mod firmware;
+mod pbx;
 mod phones;
 mod seen;
 mod settings;
 mod sites;
 
 pub use audit::*;
+pub use pbx::*;
 pub use phones::*;
 pub use seen::*;
 pub use settings::*;
