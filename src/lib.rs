@@ -28,6 +28,7 @@
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`tokens`] | admin API tokens, kept as hashes |
+//! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
 //! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
 //! | [`serve`] | transports and the server's lifetime |
@@ -54,6 +55,7 @@ pub mod mac;
 pub mod manage;
 pub mod model;
 pub mod net;
+pub mod outbound;
 pub mod pbx;
 pub mod publish;
 pub mod recover;

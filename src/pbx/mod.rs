@@ -85,26 +85,11 @@ pub fn creds(data_dir: &Path, name: &str) -> Result<Creds, PbxError> {
         name.to_ascii_uppercase().replace('-', "_")
     );
     let path = data_dir.join(CREDS_FILE);
-    let file: toml::Table = match std::fs::read_to_string(&path) {
-        Ok(t) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&path)
-                    .map(|m| m.permissions().mode())
-                    .unwrap_or(0);
-                if mode & 0o077 != 0 {
-                    return Err(PbxError::Config(format!(
-                        "{} holds PBX secrets and may be read by others (mode {:o}); chmod 600 it",
-                        path.display(),
-                        mode & 0o777
-                    )));
-                }
-            }
-            t.parse()
-                .map_err(|e| PbxError::Config(format!("{}: {e}", path.display())))?
-        }
-        Err(_) => toml::Table::new(),
+    let file: toml::Table = match crate::outbound::read_private(&path).map_err(PbxError::Config)? {
+        Some(t) => t
+            .parse()
+            .map_err(|e| PbxError::Config(format!("{}: {e}", path.display())))?,
+        None => toml::Table::new(),
     };
     let table = file
         .get(name)
@@ -124,29 +109,6 @@ pub fn creds(data_dir: &Path, name: &str) -> Result<Creds, PbxError> {
         username: get("username"),
         password: get("password"),
         token: get("token"),
-    })
-}
-
-/// https anywhere; plain http only to this machine (tests).
-fn check_base(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("base URL '{url}' must start with https://"))?;
-    let host = rest.split('/').next().unwrap_or("");
-    let host = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .trim_matches(['[', ']']);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    loopback.then_some(()).ok_or_else(|| {
-        format!("base URL '{url}': plain http:// is allowed only for loopback; use https://")
     })
 }
 
@@ -225,7 +187,7 @@ impl Manager {
             ));
         }
         let base = base_url.trim().trim_end_matches('/');
-        check_base(base).map_err(Error::Invalid)?;
+        crate::outbound::check_base_url(base).map_err(Error::Invalid)?;
         let mut conn = self.store.conn().await?;
         if store::pbx_named(&mut conn, name).await?.is_some() {
             return Err(Error::Conflict(format!("a PBX named '{name}' exists")));
@@ -476,7 +438,5 @@ mod tests {
         assert_eq!(map_model("Polycom VVX450").as_deref(), Some("VVX_450"));
         assert_eq!(map_model("T46U").as_deref(), Some("T46U"));
         assert_eq!(map_model("Cisco SPA504G"), None);
-        assert!(check_base("http://127.0.0.1:8080").is_ok());
-        assert!(check_base("http://pbx.example.com").is_err());
     }
 }

@@ -80,28 +80,12 @@ impl YmcsConfig {
     /// From `PHONEPROV_YMCS_*`, then `<data-dir>/ymcs.toml`.
     pub fn load(data_dir: &Path) -> Result<YmcsConfig, YmcsError> {
         let path = data_dir.join(FILE);
-        let file: FileConfig = match std::fs::read_to_string(&path) {
-            Ok(t) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = std::fs::metadata(&path)
-                        .map(|m| m.permissions().mode())
-                        .unwrap_or(0);
-                    if mode & 0o077 != 0 {
-                        return Err(YmcsError::Config(format!(
-                            "{} holds the access key secret and may be read by others (mode {:o}); chmod 600 it",
-                            path.display(),
-                            mode & 0o777
-                        )));
-                    }
-                }
-                toml::from_str(&t)
-                    .map_err(|e| YmcsError::Config(format!("{}: {e}", path.display())))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
-            Err(e) => return Err(YmcsError::Config(format!("{}: {e}", path.display()))),
-        };
+        let file: FileConfig =
+            match crate::outbound::read_private(&path).map_err(YmcsError::Config)? {
+                Some(t) => toml::from_str(&t)
+                    .map_err(|e| YmcsError::Config(format!("{}: {e}", path.display())))?,
+                None => FileConfig::default(),
+            };
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let region = env("PHONEPROV_YMCS_REGION").or(file.region);
         let base = env("PHONEPROV_YMCS_BASE_URL").or(file.base_url);
@@ -153,33 +137,8 @@ impl YmcsConfig {
     }
 }
 
-/// https anywhere; plain http only to this machine (tests, local proxies).
 fn check_base(url: &str) -> Result<(), YmcsError> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(YmcsError::Config(format!(
-            "base URL '{url}' must start with https://"
-        )));
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
-    } else {
-        Err(YmcsError::Config(format!(
-            "base URL '{url}': plain http:// is allowed only for loopback; use https://"
-        )))
-    }
+    crate::outbound::check_base_url(url).map_err(YmcsError::Config)
 }
 
 /// A fresh nonce: 32 hex characters.
@@ -409,14 +368,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_urls() {
-        assert!(check_base("https://us-api.ymcs.yealink.com").is_ok());
-        assert!(check_base("http://127.0.0.1:9000").is_ok());
-        assert!(check_base("http://localhost:9000/x").is_ok());
-        assert!(check_base("http://[::1]:9000").is_ok());
-        assert!(check_base("http://ymcs.example.com").is_err());
-        assert!(check_base("http://127.0.0.1.evil.com").is_err());
-        assert!(check_base("ftp://x").is_err());
+    fn nonces() {
         assert_eq!(nonce().len(), 32);
+        assert_ne!(nonce(), nonce());
     }
 }

@@ -70,22 +70,11 @@ impl Fake {
     pub fn start(state: State) -> Fake {
         let state = Arc::new(Mutex::new(state));
         let s2 = state.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(l.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new()
-                    .route("/v2/{*path}", axum::routing::post(handle))
-                    .with_state(s2);
-                axum::serve(l, app).await.unwrap();
-            });
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let addr = super::serve_fake(
+            axum::Router::new()
+                .route("/v2/{*path}", axum::routing::post(handle))
+                .with_state(s2),
+        );
         Fake { addr, state }
     }
 
