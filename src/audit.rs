@@ -103,55 +103,68 @@ impl AuditBuffer {
         );
     }
 
-    /// Writes what is pending in one transaction; on failure it stays pending.
-    pub async fn flush(&self, store: &Store, now: i64) -> Result<usize, StoreError> {
-        let batch: Vec<(Event, Tally)> = lock(&self.pending).drain().collect();
+    /// Writes what is due in one transaction: new events at once (a first sighting is on
+    /// record within a second), further counts of an open row when its minute is over (or
+    /// `closing`), so a boot storm costs one write per distinct fetch per minute. On failure
+    /// everything stays pending.
+    pub async fn flush(&self, store: &Store, now: i64, closing: bool) -> Result<usize, StoreError> {
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(target: "phoneprov::audit", dropped, "audit events dropped: too many distinct fetches at once");
         }
-        if batch.is_empty() {
+        let (fresh, bumps) = {
+            let mut pending = lock(&self.pending);
+            let mut rows = lock(&self.rows);
+            let mut fresh: Vec<(Event, Tally)> = Vec::new();
+            let mut bumps: Vec<(Event, Tally, i64, i64)> = Vec::new();
+            pending.retain(|e, t| match rows.get(e) {
+                None => {
+                    fresh.push((e.clone(), *t));
+                    false
+                }
+                Some((id, opened)) if closing || now - *opened >= MERGE_MS => {
+                    bumps.push((e.clone(), *t, *id, *opened));
+                    false
+                }
+                Some(_) => true,
+            });
+            for (e, ..) in &bumps {
+                rows.remove(e);
+            }
+            // Rows whose minute is over and that saw nothing more.
+            rows.retain(|_, (_, opened)| now - *opened < MERGE_MS);
+            (fresh, bumps)
+        };
+        if fresh.is_empty() && bumps.is_empty() {
             return Ok(0);
         }
-        let open: HashMap<Event, (i64, i64)> = {
-            let mut rows = lock(&self.rows);
-            rows.retain(|_, (_, opened)| now - *opened < MERGE_MS);
-            batch
-                .iter()
-                .filter_map(|(e, _)| rows.get(e).map(|r| (e.clone(), *r)))
-                .collect()
-        };
         let res: Result<Vec<(Event, i64, i64)>, StoreError> = async {
             let mut tx = store.begin().await?;
+            for (_, t, id, _) in &bumps {
+                crate::store::bump_audit(&mut tx, *id, t.count, t.last).await?;
+            }
             let mut opened = Vec::new();
-            for (e, t) in &batch {
-                match open.get(e) {
-                    Some((id, _)) => {
-                        crate::store::bump_audit(&mut tx, *id, t.count, t.last).await?
-                    }
-                    None => {
-                        let peer = e.peer.to_string();
-                        let mac = e.mac.map(|m| m.to_string());
-                        let id = crate::store::insert_audit(
-                            &mut tx,
-                            &AuditInsert {
-                                at: t.first,
-                                last_at: t.last,
-                                count: t.count,
-                                peer: &peer,
-                                transport: e.transport,
-                                site_id: e.site_id,
-                                mac: mac.as_deref(),
-                                file: &e.file,
-                                result: e.result.as_str(),
-                                auth: e.auth,
-                                auth_generation: e.auth_generation,
-                            },
-                        )
-                        .await?;
-                        opened.push((e.clone(), id, t.first));
-                    }
-                }
+            for (e, t) in &fresh {
+                let peer = e.peer.to_string();
+                let mac = e.mac.map(|m| m.to_string());
+                let id = crate::store::insert_audit(
+                    &mut tx,
+                    &AuditInsert {
+                        at: t.first,
+                        last_at: t.last,
+                        count: t.count,
+                        peer: &peer,
+                        transport: e.transport,
+                        site_id: e.site_id,
+                        mac: mac.as_deref(),
+                        file: &e.file,
+                        result: e.result.as_str(),
+                        auth: e.auth,
+                        auth_generation: e.auth_generation,
+                    },
+                )
+                .await?;
+                opened.push((e.clone(), id, t.first));
             }
             let last = self.last_prune.load(std::sync::atomic::Ordering::Relaxed);
             if now - last > 3600 * 1000 {
@@ -163,24 +176,99 @@ impl AuditBuffer {
             Ok(opened)
         }
         .await;
+        let written = fresh.len() + bumps.len();
         match res {
             Ok(opened) => {
                 let mut rows = lock(&self.rows);
                 for (e, id, at) in opened {
                     rows.insert(e, (id, at));
                 }
-                Ok(batch.len())
+                Ok(written)
             }
             Err(err) => {
-                let mut g = lock(&self.pending);
-                for (e, t) in batch {
-                    let slot = g.entry(e).or_insert(Tally { count: 0, ..t });
-                    slot.count += t.count;
-                    slot.first = slot.first.min(t.first);
-                    slot.last = slot.last.max(t.last);
+                let mut pending = lock(&self.pending);
+                let mut rows = lock(&self.rows);
+                for (e, t, id, opened) in bumps {
+                    rows.insert(e.clone(), (id, opened));
+                    merge(pending.entry(e).or_insert(Tally { count: 0, ..t }), t);
+                }
+                for (e, t) in fresh {
+                    merge(pending.entry(e).or_insert(Tally { count: 0, ..t }), t);
                 }
                 Err(err)
             }
         }
+    }
+}
+
+fn merge(slot: &mut Tally, t: Tally) {
+    slot.count += t.count;
+    slot.first = slot.first.min(t.first);
+    slot.last = slot.last.max(t.last);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn identical_fetches_share_a_row_written_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
+        let b = AuditBuffer::default();
+        let ev = |file: &str| Event {
+            peer: "127.0.0.9".parse().unwrap(),
+            transport: "http",
+            site_id: None,
+            mac: "805ec0aabbcc".parse().ok(),
+            file: file.into(),
+            result: FetchResult::NotFound,
+            auth: "none",
+            auth_generation: None,
+        };
+        let t0 = 1_000_000;
+        b.note(ev("a.cfg"), t0);
+        b.note(ev("a.cfg"), t0 + 1);
+        b.note(ev("b.cfg"), t0 + 2);
+        assert_eq!(
+            b.flush(&store, t0 + 10, false).await.unwrap(),
+            2,
+            "two new rows"
+        );
+        b.note(ev("a.cfg"), t0 + 20);
+        assert_eq!(
+            b.flush(&store, t0 + 30, false).await.unwrap(),
+            0,
+            "a repeat waits for its minute"
+        );
+        b.note(ev("a.cfg"), t0 + 40);
+        assert_eq!(
+            b.flush(&store, t0 + MERGE_MS + 1, false).await.unwrap(),
+            1,
+            "the minute is over: one update"
+        );
+        let rows = {
+            let mut c = store.conn().await.unwrap();
+            crate::store::query_audit(&mut c, &Default::default())
+                .await
+                .unwrap()
+        };
+        let a = rows.iter().find(|r| r.file == "a.cfg").unwrap();
+        assert_eq!((a.count, a.at, a.last_at), (4, t0, t0 + 40));
+        // After the minute, the same fetch opens a new row; closing writes what is pending.
+        b.note(ev("a.cfg"), t0 + MERGE_MS + 5);
+        b.flush(&store, t0 + MERGE_MS + 6, false).await.unwrap();
+        b.note(ev("a.cfg"), t0 + MERGE_MS + 7);
+        assert_eq!(b.flush(&store, t0 + MERGE_MS + 8, true).await.unwrap(), 1);
+        let mut c = store.conn().await.unwrap();
+        let rows = crate::store::query_audit(&mut c, &Default::default())
+            .await
+            .unwrap();
+        let counts: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.file == "a.cfg")
+            .map(|r| r.count)
+            .collect();
+        assert_eq!(counts, vec![2, 4]);
     }
 }

@@ -212,7 +212,7 @@ pub async fn run(
                 if let Err(e) = seen.flush(&store).await {
                     tracing::warn!(error = %e, "last-seen not written yet; will retry");
                 }
-                if let Err(e) = audit.flush(&store, crate::store::now_ms()).await {
+                if let Err(e) = audit.flush(&store, crate::store::now_ms(), stopping).await {
                     tracing::warn!(error = %e, "fetch audit not written yet; will retry");
                 }
                 if stopping {
