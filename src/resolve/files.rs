@@ -1,0 +1,141 @@
+//! Files on disk the resolver may serve: stored firmware images (verified against the digest
+//! the policy passed), operators' static files (judged by content: a denied image is never
+//! served, an unvouched firmware-looking file neither), and per-site recovery images. Digests
+//! are cached by path while size and modification time hold.
+
+use std::path::PathBuf;
+
+use super::{DiskFile, RequestFacts, Resolver};
+
+/// A file's modification time in nanoseconds (0 when unknown), for caches and entity tags.
+pub(super) fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// sha256 by path, with the size and modification time it was computed for.
+pub(super) type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, String)>;
+
+/// Names that firmware images go by.
+fn looks_like_firmware(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [".rom", ".ld", ".bin", ".rfs", ".img"]
+        .iter()
+        .any(|e| n.ends_with(e))
+}
+
+impl Resolver {
+    /// The sha256 of a file, from the cache while the file is unchanged.
+    fn digest(&self, path: &std::path::Path, len: u64, mtime: u128) -> Option<String> {
+        if let Ok(g) = self.digests.lock()
+            && let Some((l, m, d)) = g.get(path)
+            && *l == len
+            && *m == mtime
+        {
+            return Some(d.clone());
+        }
+        use sha2::Digest;
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).ok()?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        let d = hex::encode(h.finalize());
+        if let Ok(mut g) = self.digests.lock() {
+            g.insert(path.to_path_buf(), (len, mtime, d.clone()));
+        }
+        Some(d)
+    }
+
+    /// For a phone in recovery mode: an image request (`.rom`, `.bin`, `.rfs`) that matched
+    /// nothing else gets the site's recovery image — the keyed site's, or at the bare root the
+    /// one site that has recovery switched on. Only an image the policy allows now.
+    pub(super) fn recovery_image(
+        &self,
+        snap: &crate::render::Snapshot,
+        key: Option<&str>,
+        name: &str,
+        facts: &RequestFacts<'_>,
+    ) -> Option<DiskFile> {
+        let n = name.to_ascii_lowercase();
+        if ![".rom", ".bin", ".rfs"].iter().any(|e| n.ends_with(e)) {
+            return None;
+        }
+        let sha = match key {
+            Some(k) => snap.site_by_key(k)?.recovery.clone()?,
+            None => {
+                let mut on = snap.sites().filter_map(|s| s.recovery.clone());
+                let first = on.next()?;
+                if on.next().is_some() {
+                    return None; // several sites: refuse to guess
+                }
+                first
+            }
+        };
+        let fw = self.ready.firmware();
+        let d = self.verified(fw.by_sha.get(&sha)?, &sha)?;
+        tracing::info!(peer = %facts.peer, file = name, sha256 = %sha, "recovery request answered");
+        Some(d)
+    }
+
+    /// A stored firmware image the policy allows, by the name phones fetch it by.
+    pub(super) fn stored_image(&self, name: &str) -> Option<DiskFile> {
+        let fw = self.ready.firmware();
+        let (path, sha) = fw.by_name.get(name)?;
+        self.verified(path, sha)
+    }
+
+    /// A stored image, if the bytes on disk are still the image the policy passed.
+    fn verified(&self, path: &std::path::Path, sha: &str) -> Option<DiskFile> {
+        let meta = std::fs::metadata(path).ok()?;
+        let digest = self.digest(path, meta.len(), mtime_ns(&meta))?;
+        if digest != sha {
+            tracing::error!(file = %path.display(), expected = %sha, found = %digest,
+                "stored firmware image altered on disk: not served");
+            return None;
+        }
+        Some(DiskFile {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            etag: format!("\"{}\"", &sha[..32]),
+        })
+    }
+
+    /// A regular file of that name directly in the files directory. Hidden names are not
+    /// served; the name is already a single path segment.
+    pub(super) fn disk(&self, name: &str) -> Option<DiskFile> {
+        if name.starts_with('.') {
+            return None;
+        }
+        let path = self.files_dir.as_ref()?.join(name);
+        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+        let mtime = mtime_ns(&meta);
+        // By content: a denied image is never served, whatever it is called; an unknown image
+        // is not served either, since nothing vouches for it.
+        let fw = self.ready.firmware();
+        let digest = self.digest(&path, meta.len(), mtime)?;
+        if fw.denied.contains(&digest) {
+            tracing::warn!(file = %path.display(), sha256 = %digest, "refused to serve a denied firmware image");
+            return None;
+        }
+        if looks_like_firmware(name) && !fw.allowed.contains(&digest) {
+            tracing::warn!(file = %path.display(), sha256 = %digest,
+                "refused to serve an image the firmware store does not vouch for; add it with `phoneprov firmware add`");
+            return None;
+        }
+        Some(DiskFile {
+            etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
+            len: meta.len(),
+            path,
+        })
+    }
+}
