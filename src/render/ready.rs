@@ -66,6 +66,8 @@ pub struct Snapshot {
     /// Whether any site asks for credentials: then a miss that names no site without them is
     /// answered with a challenge, like a fetch without credentials.
     any_auth: bool,
+    /// Every site's allowed networks: their addresses are never banned.
+    site_nets: Vec<crate::net::Cidr>,
 }
 
 impl Snapshot {
@@ -85,6 +87,11 @@ impl Snapshot {
         self.any_auth
     }
 
+    /// Whether `ip` is in some site's allowed networks.
+    pub fn in_site_network(&self, ip: std::net::IpAddr) -> bool {
+        self.site_nets.iter().any(|n| n.contains(ip))
+    }
+
     pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteFiles>> {
         self.by_id.values()
     }
@@ -97,6 +104,7 @@ impl Snapshot {
                 s.keyless.push(site.clone());
             }
             s.any_auth |= site.access.auth.is_some();
+            s.site_nets.extend(site.access.allow_nets.iter().copied());
             s.by_id.insert(site.site_id, site);
         }
         s.keyless.sort_by_key(|x| x.site_id);

@@ -272,10 +272,7 @@ impl Resolver {
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
         let now = now_ms();
         let snap = self.ready.load();
-        let generic_miss = || match snap.any_auth() {
-            true => Resolution::Unauthorized,
-            false => Resolution::NotFound,
-        };
+        let generic_miss = || miss_for(None, &snap);
         if self.guard.banned(facts.peer, now) {
             tracing::debug!(peer = %facts.peer, path = facts.path, "banned address refused");
             if let Some(t) = split_path(facts.path).filter(|t| name_mac(&t.name).is_some()) {
@@ -300,12 +297,8 @@ impl Resolver {
         };
         let (r, count_miss) = self.resolve_target(facts, &target, &snap, now);
         if count_miss {
-            let trusted = || {
-                self.seen.seen_from(facts.peer, now)
-                    || snap
-                        .sites()
-                        .any(|s| s.access.allow_nets.iter().any(|n| n.contains(facts.peer)))
-            };
+            let trusted =
+                || self.seen.seen_from(facts.peer, now) || snap.in_site_network(facts.peer);
             if let Some(ban) = self.guard.miss(facts.peer, now, trusted) {
                 tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
                     until_ms = ban.until, transport = facts.transport.as_str(),
@@ -404,12 +397,8 @@ impl Resolver {
                 );
             }
         };
-        let site_has_auth = site.as_ref().is_some_and(|s| s.access.auth.is_some());
-        let no_site = site.is_none();
-        let miss = || match site_has_auth || (no_site && snap.any_auth()) {
-            true => Resolution::Unauthorized,
-            false => Resolution::NotFound,
-        };
+        let site_miss = miss_for(site.as_deref(), snap);
+        let miss = || site_miss.clone();
         // Anything that ends in a miss does the same work first: a look in the files
         // directory, so a miss takes as long whatever caused it.
         let static_file = || {
@@ -490,11 +479,9 @@ impl Resolver {
         facts: &RequestFacts<'_>,
     ) -> Result<(i64, Mac, String), Resolution> {
         let snap = self.ready.load();
-        let generic = match snap.any_auth() {
-            true => Resolution::Unauthorized,
-            false => Resolution::NotFound,
-        };
-        if self.guard.banned(facts.peer, now_ms()) {
+        let generic = miss_for(None, &snap);
+        let now = now_ms();
+        if self.guard.banned(facts.peer, now) {
             return Err(generic);
         }
         let target = split_path(facts.path).ok_or(generic.clone())?;
@@ -502,12 +489,9 @@ impl Resolver {
             Some(key) => snap.site_by_key(key).cloned(),
             None => keyless_site(snap.keyless(), &target.name, &mut || None),
         };
-        let gate = self.gate(site.as_deref(), facts, now_ms());
+        let gate = self.gate(site.as_deref(), facts, now);
         let site = site.ok_or(generic)?;
-        let miss = match site.access.auth.is_some() {
-            true => Resolution::Unauthorized,
-            false => Resolution::NotFound,
-        };
+        let miss = miss_for(Some(&site), &snap);
         match gate {
             Gate::Open { .. } => {}
             Gate::Auth(o) if o.ok() => {}
@@ -523,6 +507,20 @@ impl Resolver {
             pattern_ok.then(|| (site.site_id, mac, target.name.clone()))
         })();
         found.ok_or(miss)
+    }
+}
+
+/// The answer to a miss: a site's own misses are 404 unless it has a login; a request that
+/// names no site is answered like a login site's miss while any site has a login, so the two
+/// cannot be told apart.
+fn miss_for(site: Option<&SiteFiles>, snap: &crate::render::Snapshot) -> Resolution {
+    let challenge = match site {
+        Some(s) => s.access.auth.is_some(),
+        None => snap.any_auth(),
+    };
+    match challenge {
+        true => Resolution::Unauthorized,
+        false => Resolution::NotFound,
     }
 }
 

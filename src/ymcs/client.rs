@@ -198,18 +198,9 @@ impl Client {
             .encode(format!("{}:{}", self.cfg.key_id, self.cfg.key_secret));
         let mut tries = 0;
         loop {
-            self.pace().await;
-            self.requests += 1;
-            let r = self
-                .http
-                .post(format!("{}{path}", self.cfg.base_url))
-                .header("Authorization", format!("Basic {basic}"))
-                .header("timestamp", now_ms())
-                .header("nonce", nonce())
-                .json(&json!({"grant_type": "client_credentials"}))
-                .send()
-                .await;
-            match self.answer(path, r).await {
+            let body = json!({"grant_type": "client_credentials"});
+            let r = self.post(path, format!("Basic {basic}"), &body).await;
+            match r {
                 Ok(v) => {
                     let token = v["access_token"]
                         .as_str()
@@ -298,6 +289,27 @@ impl Client {
         })
     }
 
+    /// One request, paced, with a fresh `timestamp` and `nonce`.
+    async fn post(
+        &mut self,
+        path: &str,
+        authorization: String,
+        body: &Value,
+    ) -> Result<Value, YmcsError> {
+        self.pace().await;
+        self.requests += 1;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.cfg.base_url))
+            .header("Authorization", authorization)
+            .header("timestamp", now_ms())
+            .header("nonce", nonce())
+            .json(body)
+            .send()
+            .await;
+        self.answer(path, r).await
+    }
+
     /// One call. `safe`: repeating it cannot do harm (reads, and adds that answer "already
     /// exists" the second time) — retried on 5xx and timeouts as well as on 429, which the API
     /// sends before doing anything.
@@ -307,18 +319,8 @@ impl Client {
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
-            self.pace().await;
-            self.requests += 1;
-            let r = self
-                .http
-                .post(format!("{}{path}", self.cfg.base_url))
-                .bearer_auth(&token)
-                .header("timestamp", now_ms())
-                .header("nonce", nonce())
-                .json(&body)
-                .send()
-                .await;
-            match self.answer(path, r).await {
+            let r = self.post(path, format!("Bearer {token}"), &body).await;
+            match r {
                 Ok(v) => return Ok(v),
                 Err(YmcsError::Api { status: 401, .. }) if !refreshed => {
                     refreshed = true;

@@ -228,17 +228,11 @@ pub async fn devices(
     site: Option<&str>,
 ) -> Result<Vec<Value>, OpError> {
     let sites = c.list_all(paths::LIST_SITES, json!({})).await?;
-    let names: HashMap<String, String> = sites
-        .iter()
-        .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
-        .collect();
-    let theirs = c.list_all(paths::LIST_DEVICES, json!({})).await?;
-    let theirs: HashMap<String, String> = theirs
-        .iter()
-        .filter_map(|d| {
-            let site = id_of(&d["siteId"]).and_then(|i| names.get(&i).cloned());
-            Some((norm_mac(&d["mac"])?, site.unwrap_or_default()))
-        })
+    let names = site_names(&sites);
+    let theirs: HashMap<String, String> = by_mac(c, paths::LIST_DEVICES, "siteId")
+        .await?
+        .into_iter()
+        .map(|(mac, id)| (mac, names.get(&id).cloned().unwrap_or_default()))
         .collect();
     let ours = match site {
         Some(s) => m.phones_for(Some(s), &[]).await?,
@@ -285,10 +279,7 @@ pub async fn register(
     progress: Progress<'_>,
 ) -> Result<Report, OpError> {
     let sites = c.list_all(paths::LIST_SITES, json!({})).await?;
-    let site_names: HashMap<String, String> = sites
-        .iter()
-        .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
-        .collect();
+    let site_names = site_names(&sites);
     let known: HashMap<String, String> = by_mac(c, paths::LIST_DEVICES, "siteId").await?;
     let mut rows = Vec::new();
     let targets = yealink_only(targets, &mut rows);
@@ -359,11 +350,8 @@ pub async fn register(
                 progress(done, total);
             }
         }
-        finish(&mut report);
     }
-    report.requests = c.requests;
-    report.throttled = c.throttled;
-    Ok(report)
+    Ok(report.close(c))
 }
 
 /// Marks rows from a batch call's answer.
@@ -401,17 +389,33 @@ fn apply_batch(
     }
 }
 
-/// Rows the write did not touch get their plan's outcome.
-fn finish(report: &mut Report) {
-    for r in &mut report.rows {
-        if r.result.is_empty() {
-            r.result = match r.action.as_str() {
-                "unchanged" => "unchanged",
-                _ => "skipped",
+impl Report {
+    /// The report as it leaves an operation: after a write, rows it did not touch get their
+    /// plan's outcome; the client's request counts.
+    fn close(mut self, c: &Client) -> Report {
+        if !self.dry_run {
+            for r in &mut self.rows {
+                if r.result.is_empty() {
+                    r.result = match r.action.as_str() {
+                        "unchanged" => "unchanged",
+                        _ => "skipped",
+                    }
+                    .into();
+                }
             }
-            .into();
         }
+        self.requests = c.requests;
+        self.throttled = c.throttled;
+        self
     }
+}
+
+/// YMCS site id → name.
+fn site_names(sites: &[Value]) -> HashMap<String, String> {
+    sites
+        .iter()
+        .filter_map(|s| Some((id_of(&s["id"])?, s["name"].as_str()?.to_string())))
+        .collect()
 }
 
 /// `--pace 60/min` or `60` → reboots per minute.
@@ -493,11 +497,8 @@ pub async fn reboot(
             apply_batch(&mut report.rows, &[*i], &[mac], res, &[]);
             progress(k + 1, idx.len());
         }
-        finish(&mut report);
     }
-    report.requests = c.requests;
-    report.throttled = c.throttled;
-    Ok(report)
+    Ok(report.close(c))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::{
-    Client, OpError, Progress, Report, YmcsError, apply_batch, by_mac, finish, id_of, paths, row,
+    Client, OpError, Progress, Report, YmcsError, apply_batch, by_mac, id_of, paths, row,
     yealink_only,
 };
 use crate::manage::Manager;
@@ -161,11 +161,8 @@ pub async fn rps_add(
                 progress(done, total);
             }
         }
-        finish(&mut report);
     }
-    report.requests = c.requests;
-    report.throttled = c.throttled;
-    Ok(report)
+    Ok(report.close(c))
 }
 
 /// `ymcs rps-remove`: takes the MACs out of RPS.
@@ -209,9 +206,6 @@ pub async fn rps_remove(
             done += chunk.len();
             progress(done, idx.len());
         }
-        finish(&mut report);
     }
-    report.requests = c.requests;
-    report.throttled = c.throttled;
-    Ok(report)
+    Ok(report.close(c))
 }
