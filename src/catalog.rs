@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn user_agents_from_the_field() {
-        let fixture = include_str!("../../shared/fixtures/user-agents.tsv");
+        let fixture = include_str!("../tests/fixtures/user-agents.tsv");
         let mut n = 0;
         for line in fixture
             .lines()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 
 fn fixture(name: &str) -> String {
-    format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn write(env: &Env, name: &str, text: &str) -> String {
