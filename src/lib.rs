@@ -15,7 +15,7 @@
 //! | [`config`] | command line and settings file |
 //! | [`store`] | the database: migrations and every query |
 //! | [`render`] | templates, their context, the ready-bytes snapshot |
-//! | [`firmware`] | image identity from file names, versions, the allow/deny policy |
+//! | [`firmware`] | what an image is: its bytes, known builds, claims from file names, versions, the allow/deny policy, and the one judgement every entry point uses |
 //! | [`lastseen`] | last-seen records batched off the request path |
 //! | [`publish`] | keeps the snapshot in step with the database and templates |
 //! | [`access`] | repeated misses and bans: decisions, no I/O |

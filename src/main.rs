@@ -112,11 +112,13 @@ async fn recover_cmd(
     m: &Manager,
     args: phoneprov::config::RecoverArgs,
 ) -> anyhow::Result<ExitCode> {
-    let checked = m.firmware_check(
-        &args.image,
-        args.version.as_deref(),
-        std::slice::from_ref(&args.model),
-    )?;
+    let checked = m
+        .firmware_check(
+            &args.image,
+            args.version.as_deref(),
+            std::slice::from_ref(&args.model),
+        )
+        .await?;
     if !checked.verdict.allowed() {
         return Err(manage::Error::Invalid(format!(
             "refusing to recover with {}: {}",
@@ -135,8 +137,8 @@ async fn recover_cmd(
         })?;
     let responder = std::sync::Arc::new(phoneprov::recover::Recovery::new(
         args.image.clone(),
-        checked.size,
-        checked.sha256.clone(),
+        checked.content.size,
+        checked.content.sha256.clone(),
         &args.names,
     ));
     println!(
@@ -145,7 +147,7 @@ async fn recover_cmd(
         sock.local_addr()?,
         checked.file_name,
         checked.version,
-        &checked.sha256[..16]
+        &checked.content.sha256[..16]
     );
     let _ = std::io::stdout().flush();
     let files: std::sync::Arc<dyn phoneprov::resolve::Responder> = responder.clone();
@@ -583,17 +585,27 @@ async fn command(
             version,
             models,
         }) => {
-            let c = m.firmware_check(&file, version.as_deref(), &models)?;
+            let c = m.firmware_check(&file, version.as_deref(), &models).await?;
+            let bytes = format!(
+                "  {} bytes, sha256 {}, sha1 {}\n  {}",
+                c.content.size,
+                c.content.sha256,
+                c.content.sha1,
+                match &c.known {
+                    Some(k) => format!("a known build: {} {} ({})", k.vendor, k.version, k.at),
+                    None => "not a build phoneprov knows by content: identified by its name and the version given".into(),
+                }
+            );
             let text = if c.verdict.allowed() {
                 format!(
-                    "{}: version {} for {}: allowed by the policy",
+                    "{}: version {} for {}: allowed by the policy\n{bytes}",
                     c.file_name,
                     c.version,
                     c.models.join(", ")
                 )
             } else {
                 format!(
-                    "{}: version {} for {}: DENIED\n  {}",
+                    "{}: version {} for {}: DENIED\n  {}\n{bytes}",
                     c.file_name,
                     c.version,
                     c.models.join(", "),

@@ -235,6 +235,17 @@ pub struct Seen {
     pub firmware: Option<String>,
 }
 
+/// Bytes the firmware policy refused, with what they claimed to be then (vendor, version and
+/// models are absent for records older than that), so a renamed copy is judged as the original.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedImage {
+    pub file_name: String,
+    pub vendor: Option<String>,
+    pub version: Option<String>,
+    pub models: Vec<String>,
+    pub reason: String,
+}
+
 /// Refuses keys and values that could break out of a vendor's file format.
 pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
     let key_ok = !key.is_empty()

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
-use crate::firmware::policy::{Policy, SharedPolicy};
+use crate::firmware::Version;
+use crate::firmware::judge::{Memory, judge_stored};
+use crate::firmware::policy::{Facts, Policy, SharedPolicy, Verdict};
 use crate::mac::Mac;
 use crate::model::{Line, Phone, Setting, Site};
 use crate::render::{
@@ -45,6 +47,21 @@ struct Bundle {
     uploads: Vec<(Mac, String, Vec<u8>)>,
     /// Firmware assignments that can reach this site's phones, with their images.
     firmware: Vec<(Target, Image)>,
+    /// Refused digests, for judging those images.
+    memory: Memory,
+}
+
+/// What the policy in force says of a stored image now: the one judgement, from what was
+/// recorded of its bytes and claims.
+pub fn stored_verdict(policy: &Policy, memory: &Memory, i: &Image) -> Verdict {
+    judge_stored(
+        policy,
+        memory,
+        &i.content(),
+        &i.file_name,
+        &i.version,
+        &i.models,
+    )
 }
 
 /// Which assigned image a phone runs: its own assignment, else its model's in its site, else
@@ -64,7 +81,7 @@ fn assigned_image<'a>(assigned: &'a [(Target, Image)], phone: &Phone) -> Option<
 /// The image a phone is to run, only if the policy allows it now.
 fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a Image> {
     let image = assigned_image(&b.firmware, phone)?;
-    let verdict = policy.check(&crate::rollout::facts_of(image));
+    let verdict = stored_verdict(policy, &b.memory, image);
     if !verdict.allowed() {
         tracing::error!(mac = %phone.mac, file = %image.file_name, refusals = ?verdict.refusals,
             "assigned firmware is denied by the policy: not rendered");
@@ -137,6 +154,7 @@ async fn load_bundle(
         settings: store::site_settings(conn, site_id).await?,
         uploads,
         firmware,
+        memory: fw::refused(conn).await?,
         site,
     }))
 }
@@ -338,10 +356,11 @@ pub async fn denied_assignments(
     policy: &Policy,
 ) -> Result<Vec<(Mac, String)>, StoreError> {
     let assigned = assigned_images(conn).await?;
+    let memory = fw::refused(conn).await?;
     let mut out = Vec::new();
     for p in store::list_phones(conn, None).await? {
         if let Some(i) = assigned_image(&assigned, &p)
-            && !policy.check(&crate::rollout::facts_of(i)).allowed()
+            && !stored_verdict(policy, &memory, i).allowed()
         {
             out.push((p.mac, i.file_name.clone()));
         }
@@ -356,8 +375,9 @@ async fn firmware_index(
     dir: &std::path::Path,
 ) -> Result<FirmwareIndex, StoreError> {
     let mut idx = FirmwareIndex::default();
+    let memory = fw::refused(conn).await?;
     for i in fw::images(conn).await? {
-        if policy.check(&crate::rollout::facts_of(&i)).allowed() {
+        if stored_verdict(policy, &memory, &i).allowed() {
             idx.allowed.insert(i.sha256.clone());
             idx.by_sha
                 .insert(i.sha256.clone(), dir.join(format!("{}.img", i.sha256)));
@@ -366,15 +386,48 @@ async fn firmware_index(
                 (dir.join(format!("{}.img", i.sha256)), i.sha256),
             );
         } else {
+            idx.denied_sha1.extend(i.sha1.clone());
             idx.denied.insert(i.sha256);
         }
     }
-    for (sha, _, _) in fw::refused(conn).await? {
-        idx.denied.insert(sha);
+    // Remembered bytes that are still denied as what they were refused as.
+    for (sha, r) in &memory {
+        let still = match (&r.vendor, r.version.as_deref().and_then(Version::parse)) {
+            (Some(vendor), Some(version)) => !policy
+                .check(&Facts {
+                    vendor: vendor.clone(),
+                    version: Some(version),
+                    models: r.models.clone(),
+                    sha256: Some(sha.clone()),
+                    sha1: None,
+                })
+                .allowed(),
+            _ => true,
+        };
+        if still {
+            idx.denied.insert(sha.clone());
+        }
+    }
+    // Known builds whose identity the policy denies, and every digest a deny rule names.
+    for k in &policy.known {
+        let denied = !policy
+            .check(&Facts {
+                vendor: k.vendor.clone(),
+                version: Some(k.version.clone()),
+                models: k.models.clone(),
+                sha256: k.sha256.clone(),
+                sha1: k.sha1.clone(),
+            })
+            .allowed();
+        if denied {
+            idx.denied.extend(k.sha256.clone());
+            idx.denied_sha1.extend(k.sha1.clone());
+        }
     }
     for r in &policy.rules {
         if r.kind == crate::firmware::policy::Kind::Deny {
             idx.denied.extend(r.sha256.iter().cloned());
+            idx.denied_sha1.extend(r.sha1.iter().cloned());
         }
     }
     Ok(idx)

@@ -26,6 +26,9 @@ pub struct Recovery {
     image: PathBuf,
     len: u64,
     sha256: String,
+    /// Size and modification time when the image was judged: a file changed since then is
+    /// hashed again, and refused unless it is still the judged bytes.
+    judged_as: Mutex<(u64, Option<std::time::SystemTime>)>,
     /// Name endings answered (lower case).
     endings: Vec<String>,
     log: Mutex<BTreeMap<SocketAddr, PhoneLog>>,
@@ -39,10 +42,12 @@ impl Recovery {
             .map(|e| e.trim().to_ascii_lowercase())
             .filter(|e| !e.is_empty())
             .collect();
+        let mtime = std::fs::metadata(&image).and_then(|m| m.modified()).ok();
         Recovery {
             image,
             len,
             sha256,
+            judged_as: Mutex::new((len, mtime)),
             endings,
             log: Mutex::new(BTreeMap::new()),
         }
@@ -52,6 +57,27 @@ impl Recovery {
         match self.log.lock() {
             Ok(mut g) => f(&mut g),
             Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Whether the file is still the bytes that were judged.
+    fn unchanged(&self) -> bool {
+        let Ok(meta) = std::fs::metadata(&self.image) else {
+            return false;
+        };
+        let now = (meta.len(), meta.modified().ok());
+        let Ok(mut judged) = self.judged_as.lock() else {
+            return false;
+        };
+        if *judged == now {
+            return true;
+        }
+        match crate::firmware::content::Content::of_file(&self.image) {
+            Ok(c) if c.sha256 == self.sha256 => {
+                *judged = now;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -72,6 +98,11 @@ impl Responder for Recovery {
         let hit = !name.is_empty() && self.endings.iter().any(|e| name.ends_with(e.as_str()));
         tracing::info!(peer = %facts.peer, file = %facts.path, answered = hit, "recovery request");
         if !hit {
+            return Resolution::NotFound;
+        }
+        if !self.unchanged() {
+            tracing::error!(peer = %facts.peer, file = %self.image.display(), sha256 = %self.sha256,
+                "the recovery image changed on disk since it was checked: not served (restart recover)");
             return Resolution::NotFound;
         }
         Resolution::Disk(DiskFile {

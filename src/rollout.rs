@@ -2,30 +2,22 @@
 //! remembering refused digests), assign targets per site, model within site and phone (a staged
 //! rollout), check a file against the policy, and audit phones that already run a denied build.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
+use crate::firmware::Version;
+use crate::firmware::content::Content;
+use crate::firmware::judge::{Claims, Judgement, judge};
 use crate::firmware::policy::{Facts, Verdict};
-use crate::firmware::{Version, fitting_models, identify};
 use crate::manage::{Error, Manager, Result, parse_mac};
+use crate::publish::stored_verdict;
 use crate::store::firmware::{self as fw, Image, Target};
 use crate::store::{self, Scope};
 
-/// What a file is, as far as the policy is concerned.
-#[derive(Debug, Clone, Serialize)]
-pub struct Checked {
-    pub file_name: String,
-    pub sha256: String,
-    pub size: u64,
-    pub vendor: String,
-    pub version: String,
-    pub models: Vec<String>,
-    pub verdict: Verdict,
-}
+/// What a file is, as far as the policy is concerned: the one [`judge`]ment.
+pub type Checked = Judgement;
 
 /// A stored image with what the policy says of it now.
 #[derive(Debug, Serialize)]
@@ -55,25 +47,9 @@ pub struct TargetInput {
     pub phone: Option<String>,
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
-}
-
 impl Manager {
-    /// Identifies a file and asks the policy about it; stores nothing.
-    pub fn firmware_check(
+    /// Judges a file by its bytes and the claims made for it; stores nothing.
+    pub async fn firmware_check(
         &self,
         path: &Path,
         version: Option<&str>,
@@ -84,82 +60,18 @@ impl Manager {
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Invalid(format!("'{}' has no usable file name", path.display())))?
             .to_string();
-        let id = identify(&file_name);
-        let cat = Catalog::get();
-        let mut listed = Vec::new();
-        for m in models {
-            listed.push(
-                cat.model(m)
-                    .map(|m| m.name.clone())
-                    .ok_or_else(|| Error::Invalid(cat.unknown_model_message(m)))?,
-            );
-        }
-        let vendor = match (&id, listed.first()) {
-            (Some(id), _) => id.vendor.clone(),
-            (None, Some(m)) => cat.model(m).map(|m| m.vendor.clone()).unwrap_or_default(),
-            (None, None) => {
-                return Err(Error::Invalid(format!(
-                    "cannot tell what '{file_name}' is from its name: give --version and --models"
-                )));
-            }
-        };
-        if let Some(bad) = listed
-            .iter()
-            .find(|m| cat.model(m).is_some_and(|x| x.vendor != vendor))
-        {
-            return Err(Error::Invalid(format!("{bad} is not a {vendor} model")));
-        }
-        let version = match (version, id.as_ref().and_then(|i| i.version.clone())) {
-            (Some(v), _) => Version::parse(v)
-                .ok_or_else(|| Error::Invalid(format!("'{v}' is not a version")))?,
-            (None, Some(v)) => v,
-            (None, None) => {
-                return Err(Error::Invalid(format!(
-                    "the version of '{file_name}' cannot be read from its name: give --version"
-                )));
-            }
-        };
-        if vendor == "yealink"
-            && let Some(m) = listed
-                .iter()
-                .filter_map(|m| cat.model(m))
-                .find(|m| m.family != Some(version.family()))
-        {
-            return Err(Error::Invalid(format!(
-                "{file_name} (version {version}, family {}) does not fit a {} (family {})",
-                version.family(),
-                m.name,
-                m.family
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| "?".into())
-            )));
-        }
-        if listed.is_empty() {
-            listed = id.map(|i| i.models).unwrap_or_default();
-        }
-        let fits = fitting_models(&vendor, &version, &listed);
-        if fits.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{file_name} (version {version}) fits no known {vendor} model"
-            )));
-        }
-        let (sha256, size) = sha256_file(path)
+        let owned = path.to_path_buf();
+        let content = tokio::task::spawn_blocking(move || Content::of_file(&owned))
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", path.display())))?
             .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
-        let verdict = self.policy.get().check(&Facts {
-            vendor: vendor.clone(),
-            version: Some(version.clone()),
-            models: fits.clone(),
-            sha256: Some(sha256.clone()),
-        });
-        Ok(Checked {
-            file_name,
-            sha256,
-            size,
-            vendor,
-            version: version.to_string(),
-            models: fits,
-            verdict,
-        })
+        let memory = fw::refused(&mut *self.store.conn().await?).await?;
+        let claims = Claims {
+            file_name: &file_name,
+            version,
+            models,
+        };
+        judge(&self.policy.get(), &memory, &content, &claims).map_err(|e| Error::Invalid(e.0))
     }
 
     /// Stores an image. A denied image is refused with the rule that denied it, nothing is
@@ -170,21 +82,34 @@ impl Manager {
         version: Option<&str>,
         models: &[String],
     ) -> Result<Image> {
-        let c = self.firmware_check(path, version, models)?;
+        let c = self.firmware_check(path, version, models).await?;
         let mut conn = self.store.conn().await?;
         if !c.verdict.allowed() {
             let reason = c.verdict.refusals.join("; ");
-            fw::remember_refused(&mut conn, &c.sha256, &c.file_name, &reason).await?;
-            store::log_change(&mut conn, Scope::All).await?;
-            tracing::warn!(file = %c.file_name, sha256 = %c.sha256, %reason, "firmware refused by policy");
+            // Bytes a deny rule or their own digest condemns are remembered as what they claimed
+            // to be, so a renamed or re-declared copy is judged as this one. Bytes merely not
+            // approved (allow list, minimum) are not: a corrected claim may pass.
+            if c.verdict.denied {
+                let r = crate::model::RefusedImage {
+                    file_name: c.file_name.clone(),
+                    vendor: Some(c.vendor.clone()),
+                    version: Some(c.version.to_string()),
+                    models: c.models.clone(),
+                    reason: reason.clone(),
+                };
+                fw::remember_refused(&mut conn, &c.content, &r).await?;
+                store::log_change(&mut conn, Scope::All).await?;
+            }
+            tracing::warn!(file = %c.file_name, sha256 = %c.content.sha256, sha1 = %c.content.sha1,
+                %reason, "firmware refused by policy");
             return Err(Error::Invalid(format!("{} refused: {reason}", c.file_name)));
         }
         if let Some(other) = fw::images(&mut conn)
             .await?
             .into_iter()
-            .find(|i| i.sha256 == c.sha256 || i.file_name == c.file_name)
+            .find(|i| i.sha256 == c.content.sha256 || i.file_name == c.file_name)
         {
-            return Err(Error::Conflict(if other.sha256 == c.sha256 {
+            return Err(Error::Conflict(if other.sha256 == c.content.sha256 {
                 format!(
                     "this image is already stored as {} (version {})",
                     other.file_name, other.version
@@ -203,20 +128,31 @@ impl Manager {
                 self.firmware_dir.display()
             ))
         })?;
-        let dest = self.firmware_dir.join(format!("{}.img", c.sha256));
-        let tmp = self.firmware_dir.join(format!(".{}.tmp", c.sha256));
+        let dest = self.firmware_dir.join(format!("{}.img", c.content.sha256));
+        let tmp = self.firmware_dir.join(format!(".{}.tmp", c.content.sha256));
         std::fs::copy(path, &tmp)
             .and_then(|_| std::fs::rename(&tmp, &dest))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
                 Error::Invalid(format!("cannot store {}: {e}", c.file_name))
             })?;
+        // The copy is what phones get: it must be the bytes that were judged.
+        let stored = Content::of_file(&dest)
+            .map_err(|e| Error::Invalid(format!("cannot read back {}: {e}", dest.display())))?;
+        if stored != c.content {
+            let _ = std::fs::remove_file(&dest);
+            return Err(Error::Invalid(format!(
+                "{} changed while it was being stored; try again",
+                c.file_name
+            )));
+        }
         let image = Image {
-            sha256: c.sha256,
+            sha256: c.content.sha256,
             vendor: c.vendor,
-            version: c.version,
+            version: c.version.to_string(),
             models: c.models,
-            size: c.size,
+            size: c.content.size,
+            sha1: Some(c.content.sha1),
             file_name: c.file_name,
             added_at: store::now_ms(),
         };
@@ -231,12 +167,13 @@ impl Manager {
     pub async fn firmware_list(&self) -> Result<Vec<ImageView>> {
         let mut conn = self.store.conn().await?;
         let assigned = fw::assignments(&mut conn).await?;
+        let memory = fw::refused(&mut conn).await?;
         let policy = self.policy.get();
         Ok(fw::images(&mut conn)
             .await?
             .into_iter()
             .map(|image| ImageView {
-                verdict: policy.check(&facts_of(&image)),
+                verdict: stored_verdict(&policy, &memory, &image),
                 assigned: assigned.iter().filter(|(_, s)| *s == image.sha256).count(),
                 image,
             })
@@ -342,7 +279,8 @@ impl Manager {
     pub async fn firmware_assign(&self, what: &str, t: &TargetInput) -> Result<Image> {
         let mut tx = self.store.begin().await?;
         let image = self.image_named(&mut tx, what).await?;
-        let verdict = self.policy.get().check(&facts_of(&image));
+        let memory = fw::refused(&mut tx).await?;
+        let verdict = stored_verdict(&self.policy.get(), &memory, &image);
         if !verdict.allowed() {
             return Err(Error::Invalid(format!(
                 "{} refused: {}",
@@ -415,17 +353,8 @@ impl Manager {
             version: Some(version),
             models: vec![m.name.clone()],
             sha256: None,
+            sha1: None,
         });
         (!v.allowed()).then_some(v.refusals)
-    }
-}
-
-/// The policy's view of a stored image.
-pub fn facts_of(i: &Image) -> Facts {
-    Facts {
-        vendor: i.vendor.clone(),
-        version: Version::parse(&i.version),
-        models: i.models.clone(),
-        sha256: Some(i.sha256.clone()),
     }
 }

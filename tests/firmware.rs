@@ -4,58 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::images::*;
 use common::*;
-use sha2::{Digest, Sha256};
 
-const GOOD: &str = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.45(20211130).rom";
+const GOOD: &str = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.70(20211130).rom";
 const BAD: &str = "T54W-96.86.0.20.rom";
-
-fn blob(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-mod hex {
-    pub fn encode(b: impl AsRef<[u8]>) -> String {
-        b.as_ref().iter().map(|x| format!("{x:02x}")).collect()
-    }
-}
-
-fn tftp_get(srv: &Server, name: &str, out: &Path) -> bool {
-    let (host, port) = srv.tftp.split_once(':').unwrap();
-    let o = std::process::Command::new("tftp")
-        .args([
-            "-m",
-            "binary",
-            host,
-            port,
-            "-c",
-            "get",
-            name,
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    // tftp-hpa exits 0 even on an error packet; the message tells.
-    let said = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    !said.contains("Error code")
-        && out.exists()
-        && std::fs::metadata(out).map(|m| m.len() > 0).unwrap_or(false)
-}
 
 #[tokio::test]
 async fn every_path_refuses_the_bricking_build() {
@@ -99,7 +54,7 @@ async fn every_path_refuses_the_bricking_build() {
         "add",
         put(up.path(), GOOD, &good_bytes).to_str().unwrap(),
     ]);
-    assert_eq!(v["version"], "96.86.0.45");
+    assert_eq!(v["version"], "96.86.0.70");
     assert_eq!(
         v["models"],
         serde_json::json!(["T54W", "T53W", "T53", "T57W"])
@@ -126,14 +81,14 @@ async fn every_path_refuses_the_bricking_build() {
     let err = env.refused(&[
         "firmware",
         "assign",
-        "96.86.0.45",
+        "96.86.0.70",
         "--site",
         "valleywide",
         "--model",
         "T46U",
     ]);
     assert!(err.contains("does not fit a T46U"), "{err}");
-    env.ok(&["firmware", "assign", "96.86.0.45", "--site", "valleywide"]);
+    env.ok(&["firmware", "assign", "96.86.0.70", "--site", "valleywide"]);
     env.ok(&["firmware", "assign", "6.4.3.5156", "--phone", VVX_MAC]);
     let cfg = env.ok(&["render", T54W_MAC, &format!("{T54W_MAC}.cfg")]);
     assert_eq!(
@@ -197,7 +152,7 @@ async fn every_path_refuses_the_bricking_build() {
     // 4. Serve: the assigned image by HTTP and TFTP; the denied build under any name, nowhere.
     let files = env.data_dir().join("files");
     std::fs::create_dir_all(&files).unwrap();
-    for name in ["renamed-good.rom", "ringtone.wav", "T54W-96.86.0.45.rom"] {
+    for name in ["renamed-good.rom", "ringtone.wav", "T54W-96.86.0.70.rom"] {
         std::fs::write(files.join(name), &bad_bytes).unwrap();
     }
     std::fs::write(files.join("unvouched.rom"), blob(5000, 3)).unwrap();
@@ -223,7 +178,7 @@ async fn every_path_refuses_the_bricking_build() {
     for name in [
         "renamed-good.rom",
         "ringtone.wav",
-        "T54W-96.86.0.45.rom",
+        "T54W-96.86.0.70.rom",
         "unvouched.rom",
         BAD,
     ] {
@@ -260,7 +215,7 @@ async fn every_path_refuses_the_bricking_build() {
 
     // 5. Policy change: the operator denies the assigned build; files stop referencing it at
     // once, the image stops being served, and the affected phones are named.
-    std::fs::write(env.data_dir().join("firmware-policy.toml"), "[[deny]]\nvendor = \"yealink\"\nfamily = 96\nversions = [\"96.86.0.45\"]\nreason = \"bad batch\"\n").unwrap();
+    std::fs::write(env.data_dir().join("firmware-policy.toml"), "[[deny]]\nvendor = \"yealink\"\nfamily = 96\nversions = [\"96.86.0.70\"]\nreason = \"bad batch\"\n").unwrap();
     let url = srv.url(&format!("/p/{key}/{T54W_MAC}.cfg"));
     eventually(Duration::from_secs(5), || async {
         let (_, body) = get(&url, T54W_UA).await;
@@ -287,7 +242,7 @@ async fn every_path_refuses_the_bricking_build() {
         show.contains("bad batch") && show.contains("80:5e:c0:aa:bb:cc"),
         "{show}"
     );
-    let err = env.refused(&["firmware", "assign", "96.86.0.45", "--phone", T54W_MAC]);
+    let err = env.refused(&["firmware", "assign", "96.86.0.70", "--phone", T54W_MAC]);
     assert!(err.contains("bad batch"), "{err}");
     // A broken policy file is refused with file and line; the previous one stays in force.
     std::fs::write(
@@ -389,26 +344,9 @@ fn recovery_hands_out_only_a_good_image() {
     ]);
     assert!(err.contains("T46U"), "{err}");
 
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sock.local_addr().unwrap().port();
-    drop(sock);
-    let child = std::process::Command::new(bin())
-        .env("PHONEPROV_DATA_DIR", env.data_dir())
-        .env("PHONEPROV_LOG", "info")
-        .args([
-            "recover",
-            "--image",
-            good.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, addr) = spawn_recover(&env, &good);
     let out = tempfile::tempdir().unwrap();
-    let p = port.to_string();
+    let p = addr.rsplit_once(':').unwrap().1.to_string();
     // Whatever image name the phone asks for, it gets the good one.
     for name in ["T54W-96.86.0.20.rom", "/recovery/fw.bin"] {
         let dest = out.path().join("got");
@@ -451,7 +389,7 @@ fn recovery_hands_out_only_a_good_image() {
             || String::from_utf8_lossy(&o.stderr).contains("File not found")
     );
     // Ctrl-C: a summary per phone.
-    unsafe_sigint(child.id());
+    sigint(child.id());
     let o = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -465,14 +403,6 @@ fn recovery_hands_out_only_a_good_image() {
         stderr.contains("recovery request") && stderr.contains("recovery progress"),
         "{stderr}"
     );
-}
-
-/// Sends SIGINT with the `kill` command (no libc in the tests' dependencies).
-fn unsafe_sigint(pid: u32) {
-    std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
 }
 
 #[tokio::test]
@@ -496,7 +426,7 @@ async fn firmware_over_the_admin_api() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
         (v["version"].as_str(), v["sha256"].as_str()),
-        (Some("96.86.0.45"), Some(sha(&good).as_str()))
+        (Some("96.86.0.70"), Some(sha(&good).as_str()))
     );
     let r = c
         .post(api("/firmware"))
@@ -537,7 +467,7 @@ async fn firmware_over_the_admin_api() {
     let r = c
         .put(api("/firmware/assign"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"image": "96.86.0.45", "phone": T54W_MAC}))
+        .json(&serde_json::json!({"image": "96.86.0.70", "phone": T54W_MAC}))
         .send()
         .await
         .unwrap();
@@ -545,7 +475,7 @@ async fn firmware_over_the_admin_api() {
     let r = c
         .put(api("/firmware/assign"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"image": "96.86.0.45", "phone": VVX_MAC}))
+        .json(&serde_json::json!({"image": "96.86.0.70", "phone": VVX_MAC}))
         .send()
         .await
         .unwrap();
@@ -599,7 +529,7 @@ async fn recovery_switched_on_for_a_site_in_serve() {
         env.refused(&["site", "update", "valleywide", "--recovery", "1.2.3.4"])
             .contains("no stored image")
     );
-    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.45"]);
+    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.70"]);
     let srv = env.start();
     let out = tempfile::tempdir().unwrap();
     // A phone in recovery asks for an image by a name of its own, bare or under the site key.
@@ -624,7 +554,7 @@ async fn recovery_switched_on_for_a_site_in_serve() {
     .await
     .expect("recovery switched off");
     // On again, then the policy turns against the image: refused at serve time.
-    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.45"]);
+    env.ok(&["site", "update", "valleywide", "--recovery", "96.86.0.70"]);
     eventually(Duration::from_secs(3), || async {
         tftp_get(&srv, "a.rom", &out.path().join("on.rom")).then_some(())
     })
@@ -632,7 +562,7 @@ async fn recovery_switched_on_for_a_site_in_serve() {
     .expect("recovery on");
     std::fs::write(
         env.data_dir().join("firmware-policy.toml"),
-        "[[deny]]\nvendor = \"yealink\"\nversions = [\"96.86.0.45\"]\n",
+        "[[deny]]\nvendor = \"yealink\"\nversions = [\"96.86.0.70\"]\n",
     )
     .unwrap();
     eventually(Duration::from_secs(5), || async {

@@ -28,12 +28,12 @@ impl Rng {
 
 const IMAGES: &[&str] = &[
     "T54W(T57W,T53W,T53)-96.86.0.20.rom",
-    "T54W(T57W,T53W,T53)-96.86.0.45.rom",
+    "T54W(T57W,T53W,T53)-96.86.0.47.rom",
     "T54W(T57W,T53W,T53)-96.86.0.50.rom",
     "T54W-96.86.0.60.rom",
     "T46U(T43U,T46U,T48U,T42U)-108.86.0.70.rom",
     "T46U(T43U,T46U,T48U,T42U)-108.86.0.90.rom",
-    "T31(T30,T30P,T31G,T33G)-124.86.0.40.rom",
+    "T31(T30,T30P,T31G,T33G)-124.86.0.41.rom",
     "T31(T30,T30P,T31G,T33G)-124.86.0.75.rom",
 ];
 const MODELS: &[&str] = &[
@@ -60,6 +60,7 @@ async fn no_rendered_file_points_at_a_denied_image() {
         // Images: all but the shipped-denied build go through the verb; that one is forced in.
         let up = tempfile::tempdir().unwrap();
         let mut digests = Vec::new();
+        let mut bad_bytes = Vec::new();
         for (i, name) in IMAGES.iter().enumerate() {
             let bytes: Vec<u8> = (0..2000 + i * 10)
                 .map(|k| (k * 31 + i * 7 + round) as u8)
@@ -71,6 +72,7 @@ async fn no_rendered_file_points_at_a_denied_image() {
                     m.firmware_add(&path, None, &[]).await.is_err(),
                     "the bricking build is never stored"
                 );
+                bad_bytes = bytes.clone();
             } else {
                 let img = m.firmware_add(&path, None, &[]).await.unwrap();
                 digests.push((name.to_string(), img.sha256));
@@ -86,6 +88,60 @@ async fn no_rendered_file_points_at_a_denied_image() {
             )
             .await
             .unwrap();
+        // The refused bytes again, under random names and declared identities: never stored,
+        // never judged allowed (by the catalogue, the remembered digest or the policy).
+        for k in 0..8 {
+            let name = format!(
+                "{}{}",
+                rng.pick(&[
+                    "renamed-good",
+                    "T54W-96.86.0.71",
+                    "T46U(T43U)-108.86.0.91",
+                    "x",
+                    "T31-124.86.0.80"
+                ]),
+                rng.pick(&[".rom", ".bin", ".sip.ld", ".ROM"])
+            );
+            let version = *rng.pick(&[
+                None,
+                Some("96.86.0.45"),
+                Some("96.86.0.71"),
+                Some("108.86.0.91"),
+                Some("6.4.3.5156"),
+            ]);
+            let models: Vec<String> = rng
+                .pick(&[
+                    &[][..],
+                    &["T54W"][..],
+                    &["T46U"][..],
+                    &["VVX_450"][..],
+                    &["T53W", "T57W"][..],
+                ])
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            let dir = up.path().join(format!("again{k}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(&name);
+            std::fs::write(&path, &bad_bytes).unwrap();
+            let said = format!("round {round}: {name} --version {version:?} --models {models:?}");
+            if let Ok(c) = m.firmware_check(&path, version, &models).await {
+                assert!(!c.verdict.allowed(), "{said}: judged allowed");
+            }
+            assert!(
+                m.firmware_add(&path, version, &models).await.is_err(),
+                "{said}: stored"
+            );
+        }
+        let bad_sha = phoneprov::firmware::content::Content::of_bytes(&bad_bytes).sha256;
+        assert!(
+            m.firmware_list()
+                .await
+                .unwrap()
+                .iter()
+                .all(|i| i.image.sha256 != bad_sha),
+            "round {round}: the refused bytes were stored"
+        );
         let mut url = format!("sqlite://{}", data.join("phoneprov.sqlite").display());
         url.push_str("?mode=rwc");
         let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();

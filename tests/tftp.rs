@@ -208,7 +208,7 @@ async fn three_real_clients_fetch_rendered_files_and_a_43_mb_image() {
     let key = env.seed();
     // The image goes through the firmware store, as an operator's would.
     let img = image(43_000_000, 42);
-    let rom = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.45(20211130).rom";
+    let rom = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.70(20211130).rom";
     let upload = tempfile::tempdir().unwrap();
     std::fs::write(upload.path().join(rom), &img).unwrap();
     env.ok(&["firmware", "add", upload.path().join(rom).to_str().unwrap()]);

@@ -1,7 +1,12 @@
-//! Firmware images as facts: vendor, family, version and the models an image fits, read from
-//! the file names vendors publish; version ordering; and the allow/deny [`policy`].
-//! No I/O here beyond reading policy files.
+//! Firmware images as facts: what the bytes are ([`content`]), the builds known by content
+//! ([`known`]), vendor, family, version and the models an image fits as the file names vendors
+//! publish claim them; version ordering; the allow/deny [`policy`]; and the one [`judge`]ment
+//! of an image that every entry point uses. No I/O here beyond reading policy files and
+//! hashing the file being judged.
 
+pub mod content;
+pub mod judge;
+pub mod known;
 pub mod policy;
 
 use std::cmp::Ordering;

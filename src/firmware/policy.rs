@@ -2,9 +2,10 @@
 //! plus the operator's (`<data-dir>/firmware-policy.toml`), which can only add.
 //!
 //! Precedence: **deny always wins**. An image is refused when any deny rule matches it (exact
-//! version, inclusive range, or sha256), when an allow-only rule covers its scope and does not
-//! list its version, or when it is older than a minimum for its scope. A file with an error is
-//! refused whole, with its path, line and reason.
+//! version, inclusive range, or a sha256/sha1 digest — a digest names bytes, so it matches in
+//! any scope), when an allow-only rule covers its scope and does not list its version, or when
+//! it is older than a minimum for its scope. The same files carry `[[known]]` builds
+//! ([`super::known`]). A file with an error is refused whole, with its path, line and reason.
 
 use std::path::Path;
 
@@ -36,6 +37,8 @@ struct RawFile {
     allow: Vec<toml::Spanned<RawRule>>,
     #[serde(default)]
     minimum: Vec<toml::Spanned<RawRule>>,
+    #[serde(default)]
+    known: Vec<toml::Spanned<super::known::RawKnown>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +50,7 @@ struct RawRule {
     versions: Option<Vec<String>>,
     range: Option<RawRange>,
     sha256: Option<Vec<String>>,
+    sha1: Option<Vec<String>>,
     version: Option<String>,
     reason: Option<String>,
 }
@@ -77,6 +81,7 @@ pub struct Rule {
     pub versions: Vec<Version>,
     pub range: Option<(Version, Version)>,
     pub sha256: Vec<String>,
+    pub sha1: Vec<String>,
     pub minimum: Option<Version>,
     pub reason: String,
     /// `file:line`.
@@ -91,12 +96,17 @@ pub struct Facts {
     pub models: Vec<String>,
     /// Lowercase hex.
     pub sha256: Option<String>,
+    /// Lowercase hex.
+    pub sha1: Option<String>,
 }
 
 /// The policy's answer: allowed when `refusals` is empty.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Verdict {
     pub refusals: Vec<String>,
+    /// A deny rule matched (not merely "not in an allow list" or "below a minimum"): these bytes
+    /// are known bad as what they claim to be, so their digest is remembered when refused.
+    pub denied: bool,
 }
 
 impl Verdict {
@@ -105,10 +115,11 @@ impl Verdict {
     }
 }
 
-/// Every rule in force.
+/// Every rule in force, and every build known by content.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub rules: Vec<Rule>,
+    pub known: Vec<super::known::KnownBuild>,
 }
 
 /// The policy in use, replaced whole when the operator's file changes.
@@ -145,13 +156,31 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-fn parse(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
+/// What one file contributes.
+#[derive(Default)]
+struct Parsed {
+    rules: Vec<Rule>,
+    known: Vec<super::known::KnownBuild>,
+}
+
+fn parse(text: &str, file: &str) -> Result<Parsed, PolicyError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| PolicyError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
         reason: e.message().to_string(),
     })?;
     let mut rules = Vec::new();
+    let mut known = Vec::new();
+    for spanned in raw.known {
+        let line = line_of(text, spanned.span().start);
+        let k = super::known::KnownBuild::from_raw(spanned.into_inner(), format!("{file}:{line}"))
+            .map_err(|reason| PolicyError {
+                file: file.to_string(),
+                line,
+                reason,
+            })?;
+        known.push(k);
+    }
     let groups = [
         (Kind::Deny, raw.deny),
         (Kind::Allow, raw.allow),
@@ -196,13 +225,24 @@ fn parse(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
                 .flatten()
                 .map(|s| s.to_ascii_lowercase())
                 .collect();
-            if let Some(bad) = sha256
+            let sha1: Vec<String> = r
+                .sha1
                 .iter()
-                .find(|s| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Err(err(format!(
-                    "'{bad}' is not a sha256 digest (64 hex digits)"
-                )));
+                .flatten()
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            for (list, len, what) in [(&sha256, 64, "sha256"), (&sha1, 40, "sha1")] {
+                if let Some(bad) = list
+                    .iter()
+                    .find(|s| s.len() != len || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(err(format!(
+                        "'{bad}' is not a {what} digest ({len} hex digits)"
+                    )));
+                }
+            }
+            if kind != Kind::Deny && !(sha256.is_empty() && sha1.is_empty()) {
+                return Err(err("digests belong to deny rules".into()));
             }
             let mut models = Vec::new();
             for m in r.models.iter().flatten() {
@@ -213,8 +253,15 @@ fn parse(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
             }
             let minimum = r.version.as_ref().map(version).transpose()?;
             match kind {
-                Kind::Deny if versions.is_empty() && range.is_none() && sha256.is_empty() => {
-                    return Err(err("a deny rule needs versions, range or sha256".into()));
+                Kind::Deny
+                    if versions.is_empty()
+                        && range.is_none()
+                        && sha256.is_empty()
+                        && sha1.is_empty() =>
+                {
+                    return Err(err(
+                        "a deny rule needs versions, range, sha256 or sha1".into()
+                    ));
                 }
                 Kind::Allow if versions.is_empty() => {
                     return Err(err("an allow rule needs versions".into()));
@@ -237,28 +284,55 @@ fn parse(text: &str, file: &str) -> Result<Vec<Rule>, PolicyError> {
                 versions,
                 range,
                 sha256,
+                sha1,
                 minimum,
                 reason: r.reason.unwrap_or_else(|| "no reason given".into()),
                 source: format!("{file}:{line}"),
             });
         }
     }
-    Ok(rules)
+    Ok(Parsed { rules, known })
 }
 
 impl Policy {
-    /// The shipped rules only.
+    /// The shipped rules and known builds only.
     pub fn shipped() -> Policy {
-        Policy {
-            rules: parse(DEFAULT, DEFAULT_NAME).unwrap_or_default(),
+        let mut p = Policy {
+            rules: Vec::new(),
+            known: Vec::new(),
+        };
+        for (text, name) in [
+            (DEFAULT, DEFAULT_NAME),
+            (super::known::SHIPPED, super::known::SHIPPED_NAME),
+        ] {
+            // The shipped files are checked by the unit tests below; they cannot be broken in a
+            // released binary.
+            if let Ok(parsed) = parse(text, name) {
+                p.rules.extend(parsed.rules);
+                p.known.extend(parsed.known);
+            }
         }
+        p
     }
 
     /// The shipped rules plus the operator's file, if it exists.
     pub fn load(operator: &Path) -> Result<Policy, PolicyError> {
-        let mut rules = parse(DEFAULT, DEFAULT_NAME)?;
+        let mut rules = Vec::new();
+        let mut known = Vec::new();
+        for (text, name) in [
+            (DEFAULT, DEFAULT_NAME),
+            (super::known::SHIPPED, super::known::SHIPPED_NAME),
+        ] {
+            let p = parse(text, name)?;
+            rules.extend(p.rules);
+            known.extend(p.known);
+        }
         match std::fs::read_to_string(operator) {
-            Ok(text) => rules.extend(parse(&text, &operator.display().to_string())?),
+            Ok(text) => {
+                let p = parse(&text, &operator.display().to_string())?;
+                rules.extend(p.rules);
+                known.extend(p.known);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(PolicyError {
@@ -268,7 +342,7 @@ impl Policy {
                 });
             }
         }
-        Ok(Policy { rules })
+        Ok(Policy { rules, known })
     }
 
     /// Why a text (a setting's value) may not be written: it names an image the policy denies.
@@ -279,6 +353,7 @@ impl Policy {
                 version: id.version,
                 models: id.models,
                 sha256: None,
+                sha1: None,
             });
             (!v.allowed()).then(|| v.refusals.join("; "))
         })
@@ -288,6 +363,18 @@ impl Policy {
     /// scope: an image whose version (so family) or models are unknown is judged by it too.
     pub fn check(&self, f: &Facts) -> Verdict {
         let mut v = Verdict::default();
+        // A digest names bytes: it is denied whatever vendor, family or models they claim.
+        for r in self.rules.iter().filter(|r| r.kind == Kind::Deny) {
+            let why = |what: String| format!("{what} ({}: {})", r.source, r.reason);
+            if let Some(d) = f.sha256.as_ref().filter(|d| r.sha256.contains(d)) {
+                v.refusals.push(why(format!("sha256 {d} is denied")));
+                v.denied = true;
+            }
+            if let Some(d) = f.sha1.as_ref().filter(|d| r.sha1.contains(d)) {
+                v.refusals.push(why(format!("sha1 {d} is denied")));
+                v.denied = true;
+            }
+        }
         for r in self.rules.iter().filter(|r| r.vendor == f.vendor) {
             let family_ok = match (r.family, &f.version) {
                 (Some(fam), Some(ver)) => ver.family() == fam,
@@ -302,18 +389,17 @@ impl Policy {
             let why = |what: String| format!("{what} ({}: {})", r.source, r.reason);
             match r.kind {
                 Kind::Deny => {
-                    if let Some(d) = f.sha256.as_ref().filter(|d| r.sha256.contains(d)) {
-                        v.refusals.push(why(format!("sha256 {d} is denied")));
-                    }
                     if let Some(ver) = &f.version {
                         if r.versions.contains(ver) {
                             v.refusals.push(why(format!("version {ver} is denied")));
+                            v.denied = true;
                         } else if let Some((from, to)) =
                             r.range.as_ref().filter(|(a, b)| ver >= a && ver <= b)
                         {
                             v.refusals.push(why(format!(
                                 "version {ver} is in the denied range {from}..{to}"
                             )));
+                            v.denied = true;
                         }
                     }
                 }
@@ -351,13 +437,14 @@ mod tests {
             version: Version::parse(version),
             models: models.iter().map(|m| m.to_string()).collect(),
             sha256: None,
+            sha1: None,
         }
     }
 
     #[test]
     fn shipped_policy_denies_the_bricking_build() {
         let p = Policy::shipped();
-        assert_eq!(p.rules.len(), 1);
+        assert_eq!(p.rules.len(), 2);
         let v = p.check(&facts("96.86.0.20", &["T54W"]));
         assert!(!v.allowed());
         assert!(
@@ -378,6 +465,14 @@ mod tests {
             p.check(&facts("108.86.0.20", &["T46U"])).allowed(),
             "another family"
         );
+        // By content: the bricking build's published SHA-1 is denied under any claimed identity.
+        let mut disguised = facts("108.86.0.90", &["T46U"]);
+        disguised.sha1 = Some("ca661d49516fd30b5324224dc1352027a686ef9b".into());
+        let v = p.check(&disguised);
+        assert!(v.denied && v.refusals[0].contains("sha1 ca661d49"), "{v:?}");
+        let mut polycom = disguised.clone();
+        polycom.vendor = "polycom".into();
+        assert!(!p.check(&polycom).allowed(), "whatever vendor it claims");
     }
 
     #[test]
@@ -448,7 +543,7 @@ version = "124.86.0.40"
             (
                 "[[deny]]\nvendor = \"yealink\"\n",
                 1,
-                "needs versions, range or sha256",
+                "needs versions, range, sha256 or sha1",
             ),
             (
                 "[[deny]]\nvendor = \"yealink\"\nversion = [\"1.2\"\n",

@@ -81,7 +81,8 @@ impl Manager {
             Some("" | "off") => None,
             Some(what) => {
                 let image = self.image_named(&mut tx, what).await?;
-                let v = self.policy.get().check(&crate::rollout::facts_of(&image));
+                let memory = crate::store::firmware::refused(&mut tx).await?;
+                let v = crate::publish::stored_verdict(&self.policy.get(), &memory, &image);
                 if !v.allowed() {
                     return Err(Error::Invalid(format!(
                         "{} refused: {}",

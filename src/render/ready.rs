@@ -121,9 +121,11 @@ pub struct FirmwareIndex {
     pub allowed: HashSet<String>,
     /// Where each allowed image is, by digest.
     pub by_sha: HashMap<String, std::path::PathBuf>,
-    /// Digests known to be denied: refused at import, stored but now denied, or named by a
-    /// policy rule.
+    /// SHA-256 digests known to be denied: refused at import, stored but now denied, known
+    /// builds the policy denies, or named by a policy rule.
     pub denied: HashSet<String>,
+    /// The same by SHA-1 (the digest vendor builds are published with).
+    pub denied_sha1: HashSet<String>,
 }
 
 /// The current snapshot, replaced site by site as data changes.

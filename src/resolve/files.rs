@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::{DiskFile, RequestFacts, Resolver};
+use crate::firmware::content::Content;
 
 /// A file's modification time in nanoseconds (0 when unknown), for caches and entity tags.
 pub(super) fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
@@ -16,8 +17,8 @@ pub(super) fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
         .unwrap_or(0)
 }
 
-/// sha256 by path, with the size and modification time it was computed for.
-pub(super) type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, String)>;
+/// Digests by path, with the size and modification time they were computed for.
+pub(super) type DigestCache = std::collections::HashMap<PathBuf, (u64, u128, Content)>;
 
 /// Names that firmware images go by.
 fn looks_like_firmware(name: &str) -> bool {
@@ -28,8 +29,8 @@ fn looks_like_firmware(name: &str) -> bool {
 }
 
 impl Resolver {
-    /// The sha256 of a file, from the cache while the file is unchanged.
-    fn digest(&self, path: &std::path::Path, len: u64, mtime: u128) -> Option<String> {
+    /// The digests of a file, from the cache while the file is unchanged.
+    fn digest(&self, path: &std::path::Path, len: u64, mtime: u128) -> Option<Content> {
         if let Ok(g) = self.digests.lock()
             && let Some((l, m, d)) = g.get(path)
             && *l == len
@@ -37,19 +38,7 @@ impl Resolver {
         {
             return Some(d.clone());
         }
-        use sha2::Digest;
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).ok()?;
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => h.update(&buf[..n]),
-                Err(_) => return None,
-            }
-        }
-        let d = hex::encode(h.finalize());
+        let d = Content::of_file(path).ok()?;
         if let Ok(mut g) = self.digests.lock() {
             g.insert(path.to_path_buf(), (len, mtime, d.clone()));
         }
@@ -97,7 +86,7 @@ impl Resolver {
     /// A stored image, if the bytes on disk are still the image the policy passed.
     fn verified(&self, path: &std::path::Path, sha: &str) -> Option<DiskFile> {
         let meta = std::fs::metadata(path).ok()?;
-        let digest = self.digest(path, meta.len(), mtime_ns(&meta))?;
+        let digest = self.digest(path, meta.len(), mtime_ns(&meta))?.sha256;
         if digest != sha {
             tracing::error!(file = %path.display(), expected = %sha, found = %digest,
                 "stored firmware image altered on disk: not served");
@@ -122,13 +111,13 @@ impl Resolver {
         // By content: a denied image is never served, whatever it is called; an unknown image
         // is not served either, since nothing vouches for it.
         let fw = self.ready.firmware();
-        let digest = self.digest(&path, meta.len(), mtime)?;
-        if fw.denied.contains(&digest) {
-            tracing::warn!(file = %path.display(), sha256 = %digest, "refused to serve a denied firmware image");
+        let c = self.digest(&path, meta.len(), mtime)?;
+        if fw.denied.contains(&c.sha256) || fw.denied_sha1.contains(&c.sha1) {
+            tracing::warn!(file = %path.display(), sha256 = %c.sha256, sha1 = %c.sha1, "refused to serve a denied firmware image");
             return None;
         }
-        if looks_like_firmware(name) && !fw.allowed.contains(&digest) {
-            tracing::warn!(file = %path.display(), sha256 = %digest,
+        if looks_like_firmware(name) && !fw.allowed.contains(&c.sha256) {
+            tracing::warn!(file = %path.display(), sha256 = %c.sha256,
                 "refused to serve an image the firmware store does not vouch for; add it with `phoneprov firmware add`");
             return None;
         }

@@ -2,8 +2,11 @@
 
 use sqlx::Row;
 
+use std::collections::HashMap;
+
 use super::{Conn, Result, now_ms, parse_mac};
 use crate::mac::Mac;
+use crate::model::RefusedImage;
 
 /// A stored image.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -13,8 +16,21 @@ pub struct Image {
     pub version: String,
     pub models: Vec<String>,
     pub size: u64,
+    /// Absent only for an image stored before SHA-1s were kept whose file is missing.
+    pub sha1: Option<String>,
     pub file_name: String,
     pub added_at: i64,
+}
+
+impl Image {
+    /// What is recorded of its bytes.
+    pub fn content(&self) -> crate::firmware::content::Content {
+        crate::firmware::content::Content {
+            size: self.size,
+            sha256: self.sha256.clone(),
+            sha1: self.sha1.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// Where a target image is assigned.
@@ -34,18 +50,20 @@ fn row_to_image(r: &sqlx::sqlite::SqliteRow) -> Result<Image> {
         version: r.try_get("version")?,
         models: models.split_whitespace().map(str::to_string).collect(),
         size: r.try_get::<i64, _>("size")? as u64,
+        sha1: r.try_get("sha1")?,
         file_name: r.try_get("file_name")?,
         added_at: r.try_get("added_at")?,
     })
 }
 
 pub async fn insert_image(conn: &mut Conn, i: &Image) -> Result<()> {
-    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, file_name, added_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, sha1, file_name, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(&i.sha256)
         .bind(&i.vendor)
         .bind(&i.version)
         .bind(i.models.join(" "))
         .bind(i.size as i64)
+        .bind(&i.sha1)
         .bind(&i.file_name)
         .bind(now_ms())
         .execute(conn)
@@ -133,30 +151,92 @@ pub async fn assignments(conn: &mut Conn) -> Result<Vec<(Target, String)>> {
     Ok(out)
 }
 
+/// Remembers refused bytes with what they claimed to be. The first refusal stands: a later
+/// copy under another claim (which the memory refused) must not replace what they were.
 pub async fn remember_refused(
     conn: &mut Conn,
-    sha256: &str,
-    file_name: &str,
-    reason: &str,
+    content: &crate::firmware::content::Content,
+    r: &RefusedImage,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO firmware_refused (sha256, file_name, reason, at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (sha256) DO UPDATE SET file_name = excluded.file_name, reason = excluded.reason, at = excluded.at",
+        "INSERT INTO firmware_refused (sha256, sha1, file_name, vendor, version, models, reason, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (sha256) DO NOTHING",
     )
-    .bind(sha256)
-    .bind(file_name)
-    .bind(reason)
+    .bind(&content.sha256)
+    .bind(&content.sha1)
+    .bind(&r.file_name)
+    .bind(&r.vendor)
+    .bind(&r.version)
+    .bind(r.models.join(" "))
+    .bind(&r.reason)
     .bind(now_ms())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Digests refused at import, with the file name and reason.
-pub async fn refused(conn: &mut Conn) -> Result<Vec<(String, String, String)>> {
-    Ok(
-        sqlx::query_as("SELECT sha256, file_name, reason FROM firmware_refused")
-            .fetch_all(conn)
-            .await?,
+/// Every refused digest (sha256) with what the bytes claimed to be.
+pub async fn refused(conn: &mut Conn) -> Result<HashMap<String, RefusedImage>> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sha256, file_name, vendor, version, models, reason FROM firmware_refused",
     )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sha, file_name, vendor, version, models, reason)| {
+            (
+                sha,
+                RefusedImage {
+                    file_name,
+                    vendor,
+                    version,
+                    models: models
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
+                    reason,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Fills in the SHA-1 of images stored before SHA-1s were kept, from their files in `dir`
+/// (checked against the recorded SHA-256 first). A missing or altered file is left as it is:
+/// the resolver will not serve it anyway.
+pub async fn fill_missing_sha1(conn: &mut Conn, dir: &std::path::Path) -> Result<()> {
+    let missing: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM firmware WHERE sha1 IS NULL")
+        .fetch_all(&mut *conn)
+        .await?;
+    for sha in missing {
+        let path = dir.join(format!("{sha}.img"));
+        let c = match tokio::task::spawn_blocking(move || {
+            crate::firmware::content::Content::of_file(&path)
+        })
+        .await
+        {
+            Ok(Ok(c)) if c.sha256 == sha => c,
+            _ => {
+                tracing::warn!(sha256 = %sha, "stored firmware image missing or altered: its sha1 is unknown");
+                continue;
+            }
+        };
+        sqlx::query("UPDATE firmware SET sha1 = ? WHERE sha256 = ?")
+            .bind(&c.sha1)
+            .bind(&sha)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

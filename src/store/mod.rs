@@ -93,6 +93,11 @@ impl Store {
                 path: path.display().to_string(),
                 source,
             })?;
+        // Data that migration 0007 could not compute in SQL: SHA-1s of stored images.
+        if let Some(dir) = path.parent() {
+            let mut conn = pool.acquire().await?;
+            firmware::fill_missing_sha1(&mut conn, &dir.join("firmware")).await?;
+        }
         Ok(Store { pool })
     }
 
