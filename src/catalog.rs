@@ -93,7 +93,24 @@ pub struct Vendor {
     /// The vendor cloud its phones are registered and redirected through (`ymcs`), if any.
     #[serde(default)]
     pub cloud: Option<String>,
+    /// The format of its files, checked after every render.
+    #[serde(default)]
+    pub format: FileFormat,
     pub models: Vec<Model>,
+}
+
+/// A vendor's file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileFormat {
+    /// Not checked.
+    #[default]
+    Text,
+    /// Yealink's `key = value` files: a `#!version:` first line, then comments, `include:`
+    /// lines and `key = value` lines.
+    KeyValue,
+    /// Well-formed XML (Polycom).
+    Xml,
 }
 
 /// Every vendor and model the server knows.

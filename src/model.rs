@@ -246,19 +246,48 @@ pub struct RefusedImage {
     pub reason: String,
 }
 
-/// Refuses keys and values that could break out of a vendor's file format.
-pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
-    let key_ok = !key.is_empty()
-        && key.len() <= 200
+/// Whether a setting key can be written in every vendor's format (an XML attribute name for
+/// Polycom, a `key = value` key for Yealink).
+pub fn setting_key_ok(key: &str) -> bool {
+    key.len() <= 200
         && key
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !key_ok {
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Refuses keys and values that could break out of a vendor's file format.
+pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    if !setting_key_ok(key) {
         return Err(format!(
-            "setting key '{key}' may hold only letters, digits, '.', '_' and '-' (1 to 200 characters)"
+            "setting key '{key}' must start with a letter or '_' and hold only letters, digits, '.', '_' and '-' (1 to 200 characters): Polycom files are XML, where a key is an attribute name"
         ));
     }
     check_text("value", value, 4096)
+}
+
+/// Refuses a line's field (user, auth user, password, display name, label) that a phone would
+/// not keep as typed: Yealink writes values raw after `key = `, so leading or trailing spaces
+/// are lost, and `%NULL%` / `%EMPTY%` mean "reset" and "empty" there.
+pub fn check_line_value(field: &str, value: &str) -> Result<(), String> {
+    check_text(field, value, 200)?;
+    if value != value.trim() {
+        return Err(format!(
+            "{field} has leading or trailing spaces, which a Yealink phone does not keep"
+        ));
+    }
+    if ["%NULL%", "%EMPTY%"]
+        .iter()
+        .any(|m| value.eq_ignore_ascii_case(m))
+    {
+        return Err(format!(
+            "{field} may not be {value}: a Yealink phone reads %NULL% as 'reset to default' and %EMPTY% as 'empty'"
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses text that would break a line-oriented or XML file: control characters, too long.

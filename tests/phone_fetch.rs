@@ -56,7 +56,29 @@ async fn t54w_boot_sequence() {
         Some("ntp.example.com")
     );
     assert_eq!(yealink_value(&common, "local_time.time_zone"), Some("-7"));
-    assert_eq!(yealink_value(&common, "local_time.summer_time"), Some("2"));
+    // Denver's rule written out: 2nd Sunday of March, 1st Sunday of November, at 02:00.
+    assert_eq!(yealink_value(&common, "local_time.summer_time"), Some("1"));
+    assert_eq!(
+        yealink_value(&common, "local_time.dst_time_type"),
+        Some("1")
+    );
+    assert_eq!(
+        yealink_value(&common, "local_time.start_time"),
+        Some("3/2/7/2")
+    );
+    assert_eq!(
+        yealink_value(&common, "local_time.end_time"),
+        Some("11/1/7/2")
+    );
+    assert_eq!(yealink_value(&common, "local_time.offset_time"), Some("60"));
+    assert_eq!(
+        yealink_value(&common, "local_time.manual_ntp_srv_prior"),
+        Some("1")
+    );
+    assert_eq!(
+        yealink_value(&common, "static.auto_provision.custom.protect"),
+        Some("1")
+    );
     assert!(
         !common.contains("password"),
         "the common file holds no line secrets"

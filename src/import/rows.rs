@@ -220,7 +220,9 @@ impl Pass {
                 (LineField::DisplayName, new.display_name.as_ref()),
                 (LineField::Label, new.label.as_ref()),
             ] {
-                if let Some(Err(m)) = v.map(|v| check_text(&col_name(Col::Line(n, f)), v, 200)) {
+                if let Some(Err(m)) =
+                    v.map(|v| crate::model::check_line_value(&col_name(Col::Line(n, f)), v))
+                {
                     err(errors, Col::Line(n, f), m);
                 }
             }

@@ -155,7 +155,7 @@ impl Manager {
             ("label", line.label.as_ref()),
         ] {
             if let Some(v) = v {
-                check_text(field, v, 200).map_err(Error::Invalid)?;
+                crate::model::check_line_value(field, v).map_err(Error::Invalid)?;
             }
         }
         store::upsert_line(&mut tx, mac, &line).await?;

@@ -34,7 +34,10 @@ pub struct TimeZoneCtx {
     /// `-7`, `+5:30`, `0`.
     pub offset: String,
     pub offset_seconds: i32,
+    /// Daylight saving applies, by `rule`.
     pub dst: bool,
+    /// The yearly switches, written out for phones (they do not know IANA zones).
+    pub rule: Option<super::timezone::DstRule>,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,6 +131,8 @@ pub fn merge_settings(
         .filter(|s| s.vendor.as_deref().is_none_or(|v| v == vendor))
         // A key any vendor reserves never reaches any file, whatever the database holds.
         .filter(|s| cat.reserved_by(&s.key).is_none())
+        // Nor one no file format can hold (rows from before keys were checked this strictly).
+        .filter(|s| crate::model::setting_key_ok(&s.key))
         .filter(|s| match (&s.layer, phone) {
             (Layer::Site { site_id }, _) => *site_id == site.id,
             (Layer::Model { model }, Some(p)) => *model == p.model,
@@ -164,6 +169,7 @@ pub fn parse_time_zone(tz: &str) -> Result<TimeZoneCtx, String> {
             offset: format_offset(secs),
             offset_seconds: secs,
             dst: false,
+            rule: None,
         });
     }
     let zone: chrono_tz::Tz = t.parse().map_err(|_| {
@@ -185,11 +191,19 @@ pub fn parse_time_zone(tz: &str) -> Result<TimeZoneCtx, String> {
         return Err(format!("time zone '{tz}' has no usable offset"));
     };
     let std = jan.min(jul);
+    let rule = super::timezone::dst_rule(zone);
+    if jan != jul && rule.is_none() {
+        tracing::warn!(
+            zone = t,
+            "daylight saving of this zone is not a weekday rule phones can follow: written off"
+        );
+    }
     Ok(TimeZoneCtx {
         name: t.to_string(),
         offset: format_offset(std),
         offset_seconds: std,
-        dst: jan != jul,
+        dst: rule.is_some(),
+        rule,
     })
 }
 

@@ -6,8 +6,10 @@
 //! phone's request.
 
 pub mod context;
+pub mod format;
 pub mod ready;
 pub mod templates;
+pub mod timezone;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -184,6 +186,14 @@ impl Renderer {
                 file: self.origins.describe(&name),
                 reason: templates::error_chain(&e),
             })?;
+        let fmt = Catalog::get()
+            .vendor(vendor)
+            .map(|v| v.format)
+            .unwrap_or_default();
+        format::check(fmt, &text).map_err(|reason| RenderError::Template {
+            file: self.origins.describe(&name),
+            reason,
+        })?;
         Ok(Arc::new(ReadyFile::new(
             text.into_bytes(),
             "text/plain; charset=utf-8",

@@ -56,10 +56,33 @@ impl Origins {
     }
 }
 
+/// Text made safe inside an XML comment: `--` may not occur there, nor a final `-`.
+fn xml_comment(
+    v: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let s = match v {
+        tera::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '-' && out.ends_with('-') {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    if out.ends_with('-') {
+        out.push(' ');
+    }
+    Ok(tera::Value::String(out))
+}
+
 /// Builds the Tera environment: shipped templates, then overrides from `dir` if given.
 pub fn load(dir: Option<&Path>) -> Result<(tera::Tera, Origins), RenderError> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
+    tera.register_filter("xml_comment", xml_comment);
     let mut sources: Vec<(String, String)> = SHIPPED
         .iter()
         .map(|(n, s)| (n.to_string(), s.to_string()))
