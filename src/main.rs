@@ -284,6 +284,7 @@ async fn command(
             ntp,
             allow_keyless,
             ymcs_site,
+            sip,
         }) => {
             let v = m
                 .site_add(SiteInput {
@@ -294,6 +295,9 @@ async fn command(
                     ntp,
                     allow_keyless,
                     ymcs_site,
+                    outbound_proxy: sip.outbound_proxy,
+                    outbound_proxy_2: sip.outbound_proxy_2,
+                    recheck: sip.recheck,
                 })
                 .await?;
             print(json, &v, output::site_text(&v));
@@ -308,6 +312,7 @@ async fn command(
             rotate_key,
             recovery,
             access,
+            sip,
         }) => {
             let ntp = (!ntp.is_empty()).then_some(ntp);
             let auth_password = match access.auth_password.as_deref() {
@@ -342,6 +347,9 @@ async fn command(
                         require_https: access.require_https,
                         tftp: access.tftp,
                         ymcs_site: access.ymcs_site,
+                        outbound_proxy: sip.outbound_proxy,
+                        outbound_proxy_2: sip.outbound_proxy_2,
+                        recheck: sip.recheck,
                     },
                 )
                 .await?;
@@ -403,6 +411,7 @@ async fn command(
             password,
             display_name,
             label,
+            domain,
         }) => {
             let v = m
                 .line_set(
@@ -414,6 +423,7 @@ async fn command(
                         password,
                         display_name,
                         label,
+                        domain,
                     },
                 )
                 .await?;

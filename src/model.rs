@@ -15,6 +15,8 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// DNS NAPTR/SRV chooses transport, host and port: no port is written.
+    Dns,
 }
 
 impl Transport {
@@ -23,7 +25,13 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Dns => "dns",
         }
+    }
+
+    /// Whether a port is written for this transport (DNS SRV decides it otherwise).
+    pub fn has_port(self) -> bool {
+        self != Transport::Dns
     }
     /// The port a SIP server listens on for this transport unless told otherwise.
     pub fn default_port(self) -> u16 {
@@ -47,7 +55,125 @@ impl FromStr for Transport {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
             "tls" => Ok(Transport::Tls),
-            _ => Err(format!("transport '{s}' must be udp, tcp or tls")),
+            "dns" | "naptr" | "srv" | "dns-naptr" => Ok(Transport::Dns),
+            _ => Err(format!(
+                "transport '{s}' must be udp, tcp, tls or dns (DNS NAPTR/SRV chooses)"
+            )),
+        }
+    }
+}
+
+/// A host and port phones send SIP to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host.contains(':') {
+            true => write!(f, "[{}]:{}", self.host, self.port),
+            false => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// When phones look for changes on their own, between boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Once a day at a moment each phone picks in the window (minutes after midnight).
+    Daily {
+        from: u16,
+        to: u16,
+    },
+    /// Every so many minutes (each phone's period is spread by its MAC).
+    Every {
+        minutes: u32,
+    },
+    Off,
+}
+
+/// The default: every phone checks once a night between 02:00 and 04:00 local time.
+pub const DEFAULT_RECHECK: Recheck = Recheck::Daily { from: 120, to: 240 };
+
+impl fmt::Display for Recheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hm = |m: &u16| format!("{:02}:{:02}", m / 60, m % 60);
+        match self {
+            Recheck::Daily { from, to } => write!(f, "daily:{}-{}", hm(from), hm(to)),
+            Recheck::Every { minutes } if minutes % 60 == 0 => write!(f, "every:{}h", minutes / 60),
+            Recheck::Every { minutes } => write!(f, "every:{minutes}m"),
+            Recheck::Off => f.write_str("off"),
+        }
+    }
+}
+
+impl Serialize for Recheck {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl FromStr for Recheck {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let bad = || {
+            format!(
+                "re-check '{s}' must be daily:HH:MM-HH:MM (a window each phone picks a moment in), every:Nh or every:Nm (15 minutes to 7 days), or off"
+            )
+        };
+        let hm = |x: &str| -> Option<u16> {
+            let (h, m) = x.split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        if t == "off" {
+            return Ok(Recheck::Off);
+        }
+        if let Some(w) = t.strip_prefix("daily:") {
+            let (a, b) = w.split_once('-').ok_or_else(bad)?;
+            let (from, to) = (hm(a).ok_or_else(bad)?, hm(b).ok_or_else(bad)?);
+            if to <= from {
+                return Err(format!(
+                    "re-check window '{w}' must end after it starts, within one day"
+                ));
+            }
+            return Ok(Recheck::Daily { from, to });
+        }
+        if let Some(p) = t.strip_prefix("every:") {
+            let minutes: u32 = match (p.strip_suffix('h'), p.strip_suffix('m')) {
+                (Some(h), _) => h.parse::<u32>().map_err(|_| bad())?.saturating_mul(60),
+                (_, Some(m)) => m.parse().map_err(|_| bad())?,
+                _ => return Err(bad()),
+            };
+            if !(15..=7 * 24 * 60).contains(&minutes) {
+                return Err(bad());
+            }
+            return Ok(Recheck::Every { minutes });
+        }
+        Err(bad())
+    }
+}
+
+/// How a site's phones reach the PBX, beyond the domain: outbound proxies and re-checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteSip {
+    /// Where REGISTER and calls go when it is not the domain's host (a multi-tenant PBX's
+    /// core server).
+    pub outbound_proxy: Option<Endpoint>,
+    /// The failover proxy.
+    pub outbound_proxy_2: Option<Endpoint>,
+    pub recheck: Recheck,
+}
+
+impl Default for SiteSip {
+    fn default() -> Self {
+        SiteSip {
+            outbound_proxy: None,
+            outbound_proxy_2: None,
+            recheck: DEFAULT_RECHECK,
         }
     }
 }
@@ -74,6 +200,8 @@ pub struct Site {
     pub access: SiteAccess,
     /// The Yealink cloud (YMCS) site its phones belong to, when not the one of the same name.
     pub ymcs_site: Option<String>,
+    /// Outbound proxies and re-check schedule.
+    pub sip: SiteSip,
 }
 
 /// A provisioning login (HTTP Basic or Digest). The password is never printed or serialised.
@@ -173,6 +301,8 @@ pub struct Line {
     pub password: String,
     pub display_name: Option<String>,
     pub label: Option<String>,
+    /// The account's SIP domain when it is not the site's (the PBX's device URI names it).
+    pub domain: Option<String>,
 }
 
 /// Never prints the password.

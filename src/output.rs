@@ -105,6 +105,19 @@ pub fn site_text(v: &SiteView) -> String {
         "site:             {}\nprovisioning URL: {}\nSIP server:       {}:{} ({})\nphones:           {}\n",
         s.name, v.provisioning_url, s.sip_server, s.sip_port, s.transport, v.phones
     );
+    match (&s.sip.outbound_proxy, &s.sip.outbound_proxy_2) {
+        (Some(p), Some(p2)) => out.push_str(&format!("outbound proxy:   {p}, failover {p2}\n")),
+        (Some(p), None) => out.push_str(&format!("outbound proxy:   {p}\n")),
+        _ => {}
+    }
+    out.push_str(&format!(
+        "re-checks:        {}\n",
+        match s.sip.recheck {
+            phoneprov::model::Recheck::Off =>
+                "off (changes reach phones at their next boot)".to_string(),
+            r => r.to_string(),
+        }
+    ));
     if let Some(tz) = &s.time_zone {
         out.push_str(&format!("time zone:        {tz}\n"));
     }
@@ -284,6 +297,7 @@ pub async fn seed_demo(
             ntp: vec!["pool.ntp.org".into()],
             allow_keyless: false,
             ymcs_site: None,
+            ..Default::default()
         })
         .await?;
     for (mac, model, label, user) in [
@@ -307,6 +321,7 @@ pub async fn seed_demo(
                 password,
                 display_name: Some(label.into()),
                 label: None,
+                domain: None,
             },
         )
         .await?;

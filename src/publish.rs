@@ -90,6 +90,27 @@ fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) -> Option<&'a
     Some(image)
 }
 
+/// Notes that `phone` is sent to its target image (if the policy allows it) in the site's
+/// image index, replacing what it was sent to before.
+fn note_image(out: &mut SiteFiles, b: &Bundle, phone: &Phone, policy: &Policy) {
+    for img in out.images.values_mut() {
+        img.phones.remove(&phone.mac);
+    }
+    out.images.retain(|_, i| !i.phones.is_empty());
+    if let Some(i) = assigned_image(&b.firmware, phone)
+        && stored_verdict(policy, &b.memory, i).allowed()
+    {
+        let e = out.images.entry(i.file_name.clone()).or_insert_with(|| {
+            crate::render::ready::SiteImage {
+                sha256: i.sha256.clone(),
+                models: i.models.clone(),
+                phones: Default::default(),
+            }
+        });
+        e.phones.insert(phone.mac);
+    }
+}
+
 /// Every assignment with its image.
 async fn assigned_images(conn: &mut Conn) -> Result<Vec<(Target, Image)>, StoreError> {
     let images = fw::images(conn).await?;
@@ -253,6 +274,7 @@ fn build(
     }
     for phone in &b.phones {
         out.phones.insert(phone.mac, vendor_of(phone));
+        note_image(&mut out, b, phone, policy);
         match phone_files(renderer, policy, b, phone) {
             Ok(files) => out.files.extend(files),
             Err(e) if !strict => {
@@ -331,8 +353,13 @@ fn rebuild_phone(
     let mut out = prev.clone();
     out.files.retain(|_, f| f.mac != Some(mac));
     out.phones.remove(&mac);
+    for img in out.images.values_mut() {
+        img.phones.remove(&mac);
+    }
+    out.images.retain(|_, i| !i.phones.is_empty());
     if let Some(phone) = b.phones.iter().find(|p| p.mac == mac) {
         out.phones.insert(mac, vendor_of(phone));
+        note_image(&mut out, b, phone, policy);
         match phone_files(renderer, policy, b, phone) {
             Ok(files) => out.files.extend(files),
             Err(e) => {
@@ -381,10 +408,6 @@ async fn firmware_index(
             idx.allowed.insert(i.sha256.clone());
             idx.by_sha
                 .insert(i.sha256.clone(), dir.join(format!("{}.img", i.sha256)));
-            idx.by_name.insert(
-                i.file_name.clone(),
-                (dir.join(format!("{}.img", i.sha256)), i.sha256),
-            );
         } else {
             idx.denied_sha1.extend(i.sha1.clone());
             idx.denied.insert(i.sha256);

@@ -61,6 +61,7 @@ async fn every_accepted_input_renders_to_files_phones_parse() {
             ntp: vec!["ntp.example.com".into()],
             allow_keyless: false,
             ymcs_site: None,
+            ..Default::default()
         })
         .await
         .is_err()
@@ -89,6 +90,7 @@ async fn every_accepted_input_renders_to_files_phones_parse() {
                 password: rng.text(HOSTILE, 8),
                 display_name: Some(rng.text(HOSTILE, 6)),
                 label: Some(rng.text(HOSTILE, 5)),
+                ..Default::default()
             };
             let kept = match m.line_set(&mac, 1, line.clone()).await {
                 Ok(_) => {
@@ -182,6 +184,7 @@ async fn names_with_double_hyphens_and_bad_keys() {
         ntp: vec![],
         allow_keyless: false,
         ymcs_site: None,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -218,6 +221,7 @@ async fn names_with_double_hyphens_and_bad_keys() {
                     password: v.into(),
                     display_name: None,
                     label: None,
+                    ..Default::default()
                 },
             )
             .await

@@ -155,7 +155,7 @@ async fn fixtures_idempotence_and_dry_run() {
         Some("Rt55-ab9c-Qq1z")
     );
     let lines = env.ok(&["render", "0004f2a1b2c3", "0004f2a1b2c3-lines.cfg"]);
-    assert!(lines.contains("reg.1.address=\"204\""));
+    assert!(lines.contains("reg.1.address=\"204@"));
 
     // A changed row is an update; the file changes with it.
     let changed = std::fs::read_to_string(fixture("phones-sample.csv"))

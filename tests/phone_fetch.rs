@@ -170,7 +170,10 @@ async fn vvx_boot_sequence_and_uploads() {
         bodies.push(body);
     }
     let lines = &bodies[1];
-    assert_eq!(xml_attr(lines, "reg.1.address"), Some("204"));
+    assert_eq!(
+        xml_attr(lines, "reg.1.address"),
+        Some("204@pbx.example.com")
+    );
     assert_eq!(
         xml_attr(lines, "reg.1.auth.password"),
         Some("Mm18&lt;tt4w&gt;&amp;&quot;Ee9r"),

@@ -194,6 +194,22 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+/// Where phones send SIP, and when they look for changes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SipArgs {
+    /// Where phones send REGISTER and calls when it is not the --sip-server's host (a
+    /// multi-tenant PBX's core server; --sip-server is then the account domain). Empty removes.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub outbound_proxy: Option<String>,
+    /// The failover outbound proxy (Yealink phones). Empty removes.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub outbound_proxy_2: Option<String>,
+    /// When phones look for changes between boots: daily:HH:MM-HH:MM (each phone picks a
+    /// moment in the window; default daily:02:00-04:00), every:Nh or every:Nm, or off.
+    #[arg(long, value_name = "SCHEDULE")]
+    pub recheck: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SiteCmd {
     /// Create a site.
@@ -202,7 +218,7 @@ pub enum SiteCmd {
         /// The PBX's SIP server, HOST or HOST:PORT.
         #[arg(long, value_name = "HOST[:PORT]")]
         sip_server: String,
-        /// SIP transport: udp, tcp or tls.
+        /// SIP transport: udp, tcp, tls, or dns (DNS NAPTR/SRV chooses; no port is written).
         #[arg(long, default_value = "udp")]
         transport: String,
         /// IANA zone name (America/Denver) or UTC offset (-7, +5:30).
@@ -218,6 +234,8 @@ pub enum SiteCmd {
         /// The Yealink cloud (YMCS) site of its phones, when not the one of the same name.
         #[arg(long, value_name = "NAME")]
         ymcs_site: Option<String>,
+        #[command(flatten)]
+        sip: SipArgs,
     },
     /// Change a site.
     Update {
@@ -244,6 +262,8 @@ pub enum SiteCmd {
         recovery: Option<String>,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        sip: SipArgs,
     },
     /// List sites.
     List,
@@ -299,6 +319,10 @@ pub enum LineCmd {
         display_name: Option<String>,
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
+        /// The account's SIP domain, when it is not the site's --sip-server (a multi-tenant
+        /// PBX's domain, e.g. vwp.91912.service).
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
     },
     /// Remove line N of a phone.
     Rm { mac: String, n: u32 },

@@ -25,15 +25,17 @@ pub(super) enum LineField {
     Password,
     DisplayName,
     Label,
+    Domain,
 }
 
 impl LineField {
-    pub(super) const ALL: [(LineField, &'static str); 5] = [
+    pub(super) const ALL: [(LineField, &'static str); 6] = [
         (LineField::User, "user"),
         (LineField::AuthUser, "auth_user"),
         (LineField::Password, "password"),
         (LineField::DisplayName, "display_name"),
         (LineField::Label, "label"),
+        (LineField::Domain, "domain"),
     ];
 }
 

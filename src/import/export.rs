@@ -71,8 +71,9 @@ pub async fn export(
                     },
                     l.display_name.clone().unwrap_or_default(),
                     l.label.clone().unwrap_or_default(),
+                    l.domain.clone().unwrap_or_default(),
                 ]),
-                None => rec.extend(std::iter::repeat_n(String::new(), 5)),
+                None => rec.extend(std::iter::repeat_n(String::new(), LineField::ALL.len())),
             }
         }
         w.write_record(&rec).map_err(csv_err)?;

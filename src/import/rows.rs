@@ -212,7 +212,15 @@ impl Pass {
                 password,
                 display_name: opt(field(LineField::DisplayName)),
                 label: opt(field(LineField::Label)),
+                domain: opt(field(LineField::Domain)).map(|d| d.to_ascii_lowercase()),
             };
+            if let Some(Err(m)) = new
+                .domain
+                .as_ref()
+                .map(|d| crate::manage::check_domain(&col_name(Col::Line(n, LineField::Domain)), d))
+            {
+                err(errors, Col::Line(n, LineField::Domain), m);
+            }
             for (f, v) in [
                 (LineField::User, Some(&new.user)),
                 (LineField::AuthUser, new.auth_user.as_ref()),

@@ -62,7 +62,7 @@ pub struct Manager {
 }
 
 /// A new site, as a user gives it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteInput {
     pub name: String,
@@ -79,6 +79,15 @@ pub struct SiteInput {
     /// The YMCS site its phones go to, when not the one of the same name.
     #[serde(default)]
     pub ymcs_site: Option<String>,
+    /// Where phones send SIP when not the SIP server's host (`host[:port]`).
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// The failover proxy.
+    #[serde(default)]
+    pub outbound_proxy_2: Option<String>,
+    /// `daily:HH:MM-HH:MM`, `every:Nh`, `every:Nm` or `off`.
+    #[serde(default)]
+    pub recheck: Option<String>,
 }
 
 /// Changes to a site; absent fields stay as they are.
@@ -115,6 +124,14 @@ pub struct SiteUpdate {
     /// The YMCS site its phones go to; empty: the one of the same name.
     #[serde(default)]
     pub ymcs_site: Option<String>,
+    /// Outbound proxy `host[:port]`; empty removes it.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// Failover proxy; empty removes it.
+    #[serde(default)]
+    pub outbound_proxy_2: Option<String>,
+    #[serde(default)]
+    pub recheck: Option<String>,
 }
 
 /// A site as shown to its operator, with its provisioning URL.
@@ -141,7 +158,7 @@ pub struct PhoneInput {
 }
 
 /// A line as set by a user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     pub user: String,
@@ -152,6 +169,9 @@ pub struct LineInput {
     pub display_name: Option<String>,
     #[serde(default)]
     pub label: Option<String>,
+    /// The account's SIP domain when it is not the site's.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// A line as shown: never the password.
@@ -162,6 +182,7 @@ pub struct LineView {
     pub auth_user: Option<String>,
     pub display_name: Option<String>,
     pub label: Option<String>,
+    pub domain: Option<String>,
     pub password_set: bool,
 }
 
@@ -220,6 +241,55 @@ fn check_site_name(name: &str) -> Result<()> {
 }
 
 /// `host` or `host:port` (IPv6 as `[::1]:5060`).
+/// A SIP domain: a host name (letters, digits, '.', '-'), 1 to 253 characters.
+pub(crate) fn check_domain(field: &str, d: &str) -> std::result::Result<(), String> {
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && !d.starts_with(['.', '-'])
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "{field} '{d}' must be a host name: letters, digits, '.' and '-' (1 to 253 characters)"
+        )),
+    }
+}
+
+/// A site's proxies and schedule after a change: `None` keeps a field, an empty value removes
+/// a proxy.
+pub(crate) fn new_sip(
+    current: &crate::model::SiteSip,
+    transport: Transport,
+    proxy: Option<&str>,
+    proxy_2: Option<&str>,
+    recheck: Option<&str>,
+) -> Result<crate::model::SiteSip> {
+    let endpoint = |v: Option<&str>, now: &Option<crate::model::Endpoint>, what: &str| match v
+        .map(str::trim)
+    {
+        None => Ok(now.clone()),
+        Some("") => Ok(None),
+        Some(s) => parse_server(s, transport)
+            .map(|(host, port)| Some(crate::model::Endpoint { host, port }))
+            .map_err(|e| Error::Invalid(format!("{what}: {e}"))),
+    };
+    let sip = crate::model::SiteSip {
+        outbound_proxy: endpoint(proxy, &current.outbound_proxy, "outbound proxy")?,
+        outbound_proxy_2: endpoint(proxy_2, &current.outbound_proxy_2, "second outbound proxy")?,
+        recheck: match recheck {
+            None => current.recheck,
+            Some(r) => r.parse().map_err(Error::Invalid)?,
+        },
+    };
+    if sip.outbound_proxy.is_none() && sip.outbound_proxy_2.is_some() {
+        return Err(Error::Invalid(
+            "a second outbound proxy needs a first one (--outbound-proxy)".into(),
+        ));
+    }
+    Ok(sip)
+}
+
 fn parse_server(s: &str, transport: Transport) -> Result<(String, u16)> {
     let s = s.trim();
     let bad = || {

@@ -51,6 +51,7 @@ impl Manager {
                 auth_user: l.auth_user,
                 display_name: l.display_name,
                 label: l.label,
+                domain: l.domain,
                 password_set: !l.password.is_empty(),
             })
             .collect();
@@ -140,7 +141,11 @@ impl Manager {
             password: input.password.clone(),
             display_name: opt(&input.display_name),
             label: opt(&input.label),
+            domain: opt(&input.domain).map(|d| d.trim().to_ascii_lowercase()),
         };
+        if let Some(d) = &line.domain {
+            super::check_domain("line domain", d).map_err(Error::Invalid)?;
+        }
         if line.user.is_empty() {
             return Err(Error::Invalid("line user must not be empty".into()));
         }
@@ -170,6 +175,7 @@ impl Manager {
             auth_user: line.auth_user,
             display_name: line.display_name,
             label: line.label,
+            domain: line.domain,
             password_set: true,
         })
     }

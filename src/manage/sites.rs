@@ -16,6 +16,13 @@ impl Manager {
             parse_time_zone(tz).map_err(Error::Invalid)?;
         }
         check_ntp(&input.ntp)?;
+        let sip = new_sip(
+            &Default::default(),
+            transport,
+            input.outbound_proxy.as_deref(),
+            input.outbound_proxy_2.as_deref(),
+            input.recheck.as_deref(),
+        )?;
         let fields = SiteFields {
             name: input.name.clone(),
             sip_server,
@@ -43,6 +50,7 @@ impl Manager {
             check_text("YMCS site", y, 128).map_err(Error::Invalid)?;
             store::set_site_ymcs(&mut tx, site.id, Some(y)).await?;
         }
+        store::set_site_sip(&mut tx, site.id, &sip).await?;
         let site = store::site_by_id(&mut tx, site.id).await?.unwrap_or(site);
         store::log_change(&mut tx, Scope::Site(site.id)).await?;
         self.check_render(&mut tx, Scope::Site(site.id)).await?;
@@ -104,6 +112,16 @@ impl Manager {
             recovery_sha256,
         };
         store::update_site(&mut tx, site.id, &fields).await?;
+        let sip = new_sip(
+            &site.sip,
+            transport,
+            u.outbound_proxy.as_deref(),
+            u.outbound_proxy_2.as_deref(),
+            u.recheck.as_deref(),
+        )?;
+        if sip != site.sip {
+            store::set_site_sip(&mut tx, site.id, &sip).await?;
+        }
         let access = self.new_access(&site, &u)?;
         if access_changed(&site.access, &access) {
             store::set_site_access(&mut tx, site.id, &access).await?;

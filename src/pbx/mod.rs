@@ -53,6 +53,8 @@ pub struct PbxLine {
     pub auth_user: Option<String>,
     pub password: String,
     pub display_name: Option<String>,
+    /// The SIP domain of the line's address (`sip:101x@vwp.91912.service`), when given.
+    pub domain: Option<String>,
 }
 
 impl std::fmt::Debug for PbxLine {
@@ -266,7 +268,7 @@ pub async fn sync(
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["mac".to_string(), "model".into(), "site".into()];
     for n in 1..=max_line {
-        for f in ["user", "auth_user", "password", "display_name"] {
+        for f in ["user", "auth_user", "password", "display_name", "domain"] {
             header.push(format!("line{n}_{f}"));
         }
     }
@@ -289,13 +291,22 @@ pub async fn sync(
             continue;
         };
         if let Some(server) = &p.server {
+            // The PBX's core server is where phones send SIP: the site's outbound proxy, or
+            // its SIP server when it has none.
             let host = server.split(':').next().unwrap_or(server);
-            if !host.eq_ignore_ascii_case(&site_row.site.sip_server)
+            let ours = site_row
+                .site
+                .sip
+                .outbound_proxy
+                .as_ref()
+                .map(|e| e.host.as_str())
+                .unwrap_or(&site_row.site.sip_server);
+            if !host.eq_ignore_ascii_case(ours)
                 && !warnings.iter().any(|w: &String| w.contains(host))
             {
                 warnings.push(format!(
-                    "the PBX names server '{server}' for {}; site '{site}' registers phones to '{}' (a server profile name, or a site to update?)",
-                    p.record, site_row.site.sip_server
+                    "the PBX names core server '{server}' for {}; site '{site}' sends SIP to '{ours}' (set it with `phoneprov site update {site} --outbound-proxy {server}`)",
+                    p.record
                 ));
             }
         }
@@ -307,8 +318,9 @@ pub async fn sync(
                     l.auth_user.clone().unwrap_or_default(),
                     l.password.clone(),
                     l.display_name.clone().unwrap_or_default(),
+                    l.domain.clone().unwrap_or_default(),
                 ]),
-                None => rec.extend(std::iter::repeat_n(String::new(), 4)),
+                None => rec.extend(std::iter::repeat_n(String::new(), 5)),
             }
         }
         w.write_record(&rec).map_err(csv_err)?;

@@ -23,6 +23,13 @@ fn uri_user(uri: &str) -> &str {
     u.split('@').next().unwrap_or(u)
 }
 
+/// `sip:101x@vwp.91912.service` → `vwp.91912.service` (lower case, any `;params` or port off).
+fn uri_domain(uri: &str) -> Option<String> {
+    let (_, d) = uri.trim().split_once('@')?;
+    let d = d.split([';', '>', ':']).next()?.trim().to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
+}
+
 /// A logged-in session.
 pub struct Session<'a> {
     http: &'a mut Http,
@@ -316,6 +323,7 @@ pub async fn read_v2(
                 auth_user: auth,
                 password: password.to_string(),
                 display_name: display,
+                domain: uri_domain(uri),
             });
         }
         out.push(PbxPhone {
@@ -385,6 +393,7 @@ pub async fn read_v1(
                 auth_user: None,
                 password: password.to_string(),
                 display_name: field(d, &["sub_fullname"]).map(str::to_string),
+                domain: uri_domain(aor),
             });
         }
         lines.sort_by_key(|l| l.n);

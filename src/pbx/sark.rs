@@ -106,6 +106,8 @@ pub async fn read(
                 auth_user: None,
                 password: password.to_string(),
                 display_name: Some(s(e, "desc").unwrap_or(pkey).to_string()),
+                // SARK registers extensions to the PBX itself: the site's SIP server.
+                domain: None,
             });
         }
         out.push(PbxPhone {

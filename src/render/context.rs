@@ -15,9 +15,16 @@ pub struct SiteCtx {
     /// The site's provisioning URL, ending in `/`.
     pub url: String,
     pub url_scheme: String,
+    /// The account domain (and registrar when no outbound proxy is set).
     pub sip_server: String,
     pub sip_port: u16,
+    /// Whether ports are written (not when DNS NAPTR/SRV chooses).
+    pub has_port: bool,
     pub transport: String,
+    /// Where SIP goes on a multi-tenant PBX, and its failover.
+    pub outbound_proxy: Option<crate::model::Endpoint>,
+    pub outbound_proxy_2: Option<crate::model::Endpoint>,
+    pub recheck: RecheckCtx,
     /// The vendor's value for the transport (`2`, `TLS`, …).
     pub transport_value: String,
     pub time_zone: Option<TimeZoneCtx>,
@@ -25,6 +32,43 @@ pub struct SiteCtx {
     /// The site's provisioning login, so the phone keeps authenticating after its first boot.
     pub auth_user: Option<String>,
     pub auth_password: Option<String>,
+}
+
+/// When phones look for changes: `mode` is `daily` (between `begin` and `end`, `HH:MM`),
+/// `every` (`minutes`, spread per phone: see [`PhoneCtx::recheck_minutes`]) or `off`.
+#[derive(Debug, Serialize)]
+pub struct RecheckCtx {
+    pub mode: &'static str,
+    pub begin: String,
+    pub end: String,
+    pub minutes: u32,
+}
+
+impl From<crate::model::Recheck> for RecheckCtx {
+    fn from(r: crate::model::Recheck) -> Self {
+        use crate::model::Recheck;
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        match r {
+            Recheck::Daily { from, to } => RecheckCtx {
+                mode: "daily",
+                begin: hm(from),
+                end: hm(to),
+                minutes: 24 * 60,
+            },
+            Recheck::Every { minutes } => RecheckCtx {
+                mode: "every",
+                begin: String::new(),
+                end: String::new(),
+                minutes,
+            },
+            Recheck::Off => RecheckCtx {
+                mode: "off",
+                begin: String::new(),
+                end: String::new(),
+                minutes: 0,
+            },
+        }
+    }
 }
 
 /// A time zone, as phones want it: standard UTC offset, and whether daylight saving applies.
@@ -46,6 +90,10 @@ pub struct PhoneCtx {
     pub mac: String,
     pub mac_colon: String,
     pub label: String,
+    /// The site's `every` period for this phone, stretched by up to a tenth by its MAC so a
+    /// site's phones that booted together (a power cut) drift apart instead of arriving in the
+    /// same second forever.
+    pub recheck_minutes: u32,
 }
 
 /// A line with every optional field filled in.
@@ -57,13 +105,16 @@ pub struct LineCtx {
     pub password: String,
     pub display_name: String,
     pub label: String,
+    /// The account's domain: its own, else the site's SIP server.
+    pub domain: String,
 }
 
-impl From<&Line> for LineCtx {
-    fn from(l: &Line) -> Self {
+impl LineCtx {
+    pub fn new(l: &Line, site_domain: &str) -> Self {
         let display_name = l.display_name.clone().unwrap_or_else(|| l.user.clone());
         LineCtx {
             n: l.n,
+            domain: l.domain.clone().unwrap_or_else(|| site_domain.to_string()),
             user: l.user.clone(),
             auth_user: l.auth_user.clone().unwrap_or_else(|| l.user.clone()),
             password: l.password.clone(),
@@ -108,11 +159,26 @@ pub struct SiteFileCtx<'a> {
 }
 
 impl PhoneCtx {
-    pub fn new(p: &Phone) -> Self {
+    pub fn new(p: &Phone, site: &Site) -> Self {
+        let recheck_minutes = match site.sip.recheck {
+            crate::model::Recheck::Every { minutes } => {
+                // FNV-1a of the MAC: stable across renders, spread across a site.
+                let h = p
+                    .mac
+                    .to_string()
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+                    });
+                minutes + (h % u64::from(minutes / 10 + 1)) as u32
+            }
+            _ => 0,
+        };
         PhoneCtx {
             mac: p.mac.to_string(),
             mac_colon: p.mac.colon(),
             label: p.label.clone(),
+            recheck_minutes,
         }
     }
 }

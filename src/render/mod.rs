@@ -155,7 +155,11 @@ impl Renderer {
             url,
             sip_server: site.sip_server.clone(),
             sip_port: site.sip_port,
+            has_port: site.transport.has_port(),
             transport: site.transport.to_string(),
+            outbound_proxy: site.sip.outbound_proxy.clone(),
+            outbound_proxy_2: site.sip.outbound_proxy_2.clone(),
+            recheck: site.sip.recheck.into(),
             transport_value: vendor
                 .transport
                 .get(site.transport.as_str())
@@ -275,12 +279,12 @@ impl Renderer {
         for spec in vendor.files.iter().filter(|f| f.scope == Scope::Phone) {
             let ctx = PhoneFileCtx {
                 site: &site_ctx,
-                phone: PhoneCtx::new(phone),
+                phone: PhoneCtx::new(phone, site),
                 model,
                 lines: lines
                     .iter()
                     .filter(|l| l.n <= model.accounts)
-                    .map(Into::into)
+                    .map(|l| context::LineCtx::new(l, &site.sip_server))
                     .collect(),
                 settings: merge_settings(settings, site, &vendor.vendor, Some(phone)),
                 firmware: firmware.map(|(name, version)| context::FirmwareCtx {

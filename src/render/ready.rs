@@ -54,6 +54,19 @@ pub struct SiteFiles {
     pub recovery: Option<String>,
     /// Who may fetch the site's files.
     pub access: crate::model::SiteAccess,
+    /// Firmware images this site's phones are sent to, by the name they fetch: an image is
+    /// served only under a site that sends some phone to it, and only to models it fits.
+    pub images: HashMap<String, SiteImage>,
+}
+
+/// An image some phones of a site are sent to.
+#[derive(Debug, Clone, Default)]
+pub struct SiteImage {
+    pub sha256: String,
+    /// Catalogue models it fits.
+    pub models: Vec<String>,
+    /// The phones sent to it.
+    pub phones: HashSet<Mac>,
 }
 
 /// Every site's files, immutable once built.
@@ -115,8 +128,6 @@ impl Snapshot {
 /// Which firmware images may be served, by content.
 #[derive(Debug, Default)]
 pub struct FirmwareIndex {
-    /// Stored images the policy allows, by the file name phones fetch: (path, sha256).
-    pub by_name: HashMap<String, (std::path::PathBuf, String)>,
     /// Digests of stored images the policy allows.
     pub allowed: HashSet<String>,
     /// Where each allowed image is, by digest.

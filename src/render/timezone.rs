@@ -70,21 +70,31 @@ pub struct DstRule {
 /// UTC instants in `year` where the zone's offset changes, with the offsets before and after.
 fn transitions(zone: chrono_tz::Tz, year: i32) -> Vec<(NaiveDateTime, i32, i32)> {
     let offset_at = |t: NaiveDateTime| zone.offset_from_utc_datetime(&t).fix().local_minus_utc();
-    let Some(mut t) = NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
+    let Some(start) = NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
     else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let mut before = offset_at(t);
-    // Zones switch on the quarter hour: a 15-minute scan finds every switch exactly.
-    while t.year() == year {
-        let next = t + Duration::minutes(15);
-        let now = offset_at(next);
-        if now != before {
-            out.push((next, before, now));
-            before = now;
+    let mut day = start;
+    let mut before = offset_at(day);
+    // Day by day, then quarter hour by quarter hour inside a day whose offset changed (zones
+    // switch on the quarter hour, at most once a day).
+    while day.year() == year {
+        let next_day = day + Duration::days(1);
+        if offset_at(next_day) != before {
+            let mut t = day;
+            while t < next_day {
+                let next = t + Duration::minutes(15);
+                let now = offset_at(next);
+                if now != before {
+                    out.push((next, before, now));
+                    before = now;
+                    break;
+                }
+                t = next;
+            }
         }
-        t = next;
+        day = next_day;
     }
     out
 }
@@ -148,6 +158,23 @@ fn leak(s: String) -> &'static str {
 /// weekday rule (then daylight saving is written off, and the caller logs it).
 pub fn dst_rule(zone: chrono_tz::Tz) -> Option<DstRule> {
     let year = Utc::now().year();
+    // Every phone file of a site asks: work it out once per zone and year.
+    type Cache = std::collections::HashMap<(chrono_tz::Tz, i32), Option<DstRule>>;
+    static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    if let Ok(g) = CACHE.lock()
+        && let Some(hit) = g.as_ref().and_then(|c| c.get(&(zone, year)))
+    {
+        return *hit;
+    }
+    let rule = compute(zone, year);
+    if let Ok(mut g) = CACHE.lock() {
+        g.get_or_insert_with(Default::default)
+            .insert((zone, year), rule);
+    }
+    rule
+}
+
+fn compute(zone: chrono_tz::Tz, year: i32) -> Option<DstRule> {
     let this = rule_of(zone, year)?;
     let next = rule_of(zone, year + 1)?;
     if this != next {

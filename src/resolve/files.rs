@@ -1,6 +1,7 @@
-//! Files on disk the resolver may serve: stored firmware images (verified against the digest
-//! the policy passed), operators' static files (judged by content: a denied image is never
-//! served, an unvouched firmware-looking file neither), and per-site recovery images. Digests
+//! Files on disk the resolver may serve: stored firmware images (only to phones of a site
+//! sent to them, of a model they fit, verified against the digest the policy passed),
+//! operators' static files (judged by content: a denied image is never served under any name;
+//! a firmware-looking name never), and per-site recovery images. Digests
 //! are cached by path while size and modification time hold.
 
 use std::path::PathBuf;
@@ -76,11 +77,31 @@ impl Resolver {
         Some(d)
     }
 
-    /// A stored firmware image the policy allows, by the name phones fetch it by.
-    pub(super) fn stored_image(&self, name: &str) -> Option<DiskFile> {
+    /// A stored firmware image some phone of the site is sent to, by the name it fetches, if
+    /// the policy allows it — refused when the User-Agent shows a model it does not fit (one
+    /// image name serving several models is how the wrong image reaches a phone).
+    pub(super) fn site_image(
+        &self,
+        site: &crate::render::SiteFiles,
+        name: &str,
+        facts: &RequestFacts<'_>,
+    ) -> Option<DiskFile> {
+        let img = site.images.get(name)?;
+        if let Some(model) = facts
+            .user_agent
+            .and_then(|u| crate::catalog::UserAgent::parse(u).model)
+        {
+            let fits = crate::catalog::Catalog::get()
+                .model(&model)
+                .is_some_and(|m| img.models.contains(&m.name));
+            if !fits {
+                tracing::warn!(peer = %facts.peer, file = name, %model,
+                    "firmware image refused: it does not fit the model the phone reports");
+                return None;
+            }
+        }
         let fw = self.ready.firmware();
-        let (path, sha) = fw.by_name.get(name)?;
-        self.verified(path, sha)
+        self.verified(fw.by_sha.get(&img.sha256)?, &img.sha256)
     }
 
     /// A stored image, if the bytes on disk are still the image the policy passed.
@@ -100,7 +121,9 @@ impl Resolver {
     }
 
     /// A regular file of that name directly in the files directory. Hidden names are not
-    /// served; the name is already a single path segment.
+    /// served; the name is already a single path segment. A firmware-looking name is never
+    /// served from here: images reach phones only from the firmware store, under the name the
+    /// phones they are assigned to are sent to.
     pub(super) fn disk(&self, name: &str) -> Option<DiskFile> {
         if name.starts_with('.') {
             return None;
@@ -116,9 +139,9 @@ impl Resolver {
             tracing::warn!(file = %path.display(), sha256 = %c.sha256, sha1 = %c.sha1, "refused to serve a denied firmware image");
             return None;
         }
-        if looks_like_firmware(name) && !fw.allowed.contains(&c.sha256) {
+        if looks_like_firmware(name) {
             tracing::warn!(file = %path.display(), sha256 = %c.sha256,
-                "refused to serve an image the firmware store does not vouch for; add it with `phoneprov firmware add`");
+                "refused to serve a firmware-looking static file: images are served from the firmware store only (`phoneprov firmware add` and `firmware assign`)");
             return None;
         }
         Some(DiskFile {

@@ -6,9 +6,10 @@
 //! of that name in `<data-dir>/files/` → record last-seen → [`Resolution`].
 //!
 //! Firmware is judged by content, not name: a stored image is served only while the policy
-//! allows it, and a static file is never served if its sha256 is denied, nor, when its name
-//! looks like firmware (`.rom`, `.ld`, `.bin`, `.rfs`, `.img`), unless it is a stored image the
-//! policy allows.
+//! allows it, only under a site that sends some phone to it and only to a model it fits (no
+//! login needed: it holds no secret, and phones may not send one for it); a static file is
+//! never served if its digest is denied, nor when its name looks like firmware (`.rom`, `.ld`,
+//! `.bin`, `.rfs`, `.img`).
 //! Every miss is the same `NotFound`: an unknown MAC, a wrong site key and a missing file look
 //! alike to the caller. Transports map the resolution to their wire format and nothing else.
 
@@ -430,10 +431,14 @@ impl Resolver {
         let miss = || site_miss.clone();
         // Anything that ends in a miss does the same work first: a look in the files
         // directory, so a miss takes as long whatever caused it.
-        let static_file = || {
-            self.stored_image(&target.name)
-                .or_else(|| self.disk(&target.name))
-        };
+        let static_file = || self.disk(&target.name);
+        // A firmware image needs no login (phones may not send one for it, and it holds no
+        // secret), but only a phone of a site sent to it gets it, from where the site allows.
+        if let (Some(s), Gate::Open { .. } | Gate::Auth(_)) = (&site, &gate)
+            && let Some(d) = self.site_image(s, &target.name, facts)
+        {
+            return (Resolution::Disk(d), false);
+        }
         let recovery = || self.recovery_image(snap, target.key.as_deref(), &target.name, facts);
         let refused = |result: audit::FetchResult| {
             let _ = static_file();

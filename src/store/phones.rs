@@ -99,6 +99,7 @@ fn row_to_line(r: &sqlx::sqlite::SqliteRow) -> Result<(Mac, Line)> {
             password: r.try_get("password")?,
             display_name: r.try_get("display_name")?,
             label: r.try_get("label")?,
+            domain: r.try_get("domain")?,
         },
     ))
 }
@@ -129,11 +130,11 @@ pub async fn site_lines(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, Line)
 
 pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
     sqlx::query(
-        "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label, domain)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
             password = excluded.password, display_name = excluded.display_name,
-            label = excluded.label",
+            label = excluded.label, domain = excluded.domain",
     )
     .bind(mac.to_string())
     .bind(l.n as i64)
@@ -142,6 +143,7 @@ pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
     .bind(&l.password)
     .bind(&l.display_name)
     .bind(&l.label)
+    .bind(&l.domain)
     .execute(conn)
     .await?;
     Ok(())
@@ -258,7 +260,7 @@ pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
 pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> {
     for chunk in lines.chunks(BATCH) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label) ",
+            "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label, domain) ",
         );
         q.push_values(chunk, |mut b, (mac, l)| {
             b.push_bind(mac.to_string())
@@ -267,11 +269,13 @@ pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> 
                 .push_bind(l.auth_user.clone())
                 .push_bind(l.password.clone())
                 .push_bind(l.display_name.clone())
-                .push_bind(l.label.clone());
+                .push_bind(l.label.clone())
+                .push_bind(l.domain.clone());
         });
         q.push(
             " ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
-              password = excluded.password, display_name = excluded.display_name, label = excluded.label",
+              password = excluded.password, display_name = excluded.display_name, label = excluded.label,
+              domain = excluded.domain",
         );
         q.build().execute(&mut *conn).await?;
     }

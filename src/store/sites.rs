@@ -20,7 +20,7 @@ pub struct SiteFields {
 
 const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256,
     auth_user, auth_password, prev_auth_user, prev_auth_password, prev_auth_until, auth_generation,
-    allow_nets, require_https, tftp_sensitive, ymcs_site";
+    allow_nets, require_https, tftp_sensitive, ymcs_site, outbound_proxy, outbound_proxy_2, recheck";
 
 fn credential(user: Option<String>, password: Option<String>) -> Option<Credential> {
     Some(Credential {
@@ -108,7 +108,52 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         recovery_sha256: r.try_get("recovery_sha256")?,
         access: row_to_access(r)?,
         ymcs_site: r.try_get("ymcs_site")?,
+        sip: row_to_sip(r)?,
     })
+}
+
+fn row_to_sip(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::SiteSip> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: "sites",
+        reason,
+    };
+    let endpoint = |col: &str| -> Result<Option<crate::model::Endpoint>> {
+        let v: Option<String> = r.try_get(col)?;
+        v.map(|v| {
+            let (h, p) = v
+                .rsplit_once(':')
+                .ok_or_else(|| corrupt(format!("{col} '{v}' has no port")))?;
+            let port = p
+                .parse()
+                .map_err(|_| corrupt(format!("{col} '{v}' has no port")))?;
+            Ok(crate::model::Endpoint {
+                host: h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                port,
+            })
+        })
+        .transpose()
+    };
+    let recheck: String = r.try_get("recheck")?;
+    Ok(crate::model::SiteSip {
+        outbound_proxy: endpoint("outbound_proxy")?,
+        outbound_proxy_2: endpoint("outbound_proxy_2")?,
+        recheck: recheck.parse().map_err(corrupt)?,
+    })
+}
+
+/// Replaces a site's outbound proxies and re-check schedule.
+pub async fn set_site_sip(conn: &mut Conn, id: i64, s: &crate::model::SiteSip) -> Result<()> {
+    sqlx::query(
+        "UPDATE sites SET outbound_proxy = ?, outbound_proxy_2 = ?, recheck = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(s.outbound_proxy.as_ref().map(|e| e.to_string()))
+    .bind(s.outbound_proxy_2.as_ref().map(|e| e.to_string()))
+    .bind(s.recheck.to_string())
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<Site> {
