@@ -7,3 +7,8 @@ ALTER TABLE sites ADD COLUMN outbound_proxy TEXT;
 ALTER TABLE sites ADD COLUMN outbound_proxy_2 TEXT;
 ALTER TABLE sites ADD COLUMN recheck TEXT NOT NULL DEFAULT 'daily:02:00-04:00';
 ALTER TABLE lines ADD COLUMN domain TEXT;
+
+-- DNS NAPTR/SRV as a transport. sites.transport carries a CHECK that SQLite cannot alter, and
+-- rebuilding the table would cascade-delete its phones: the choice gets a column of its own
+-- (transport then holds 'udp', unused).
+ALTER TABLE sites ADD COLUMN transport_dns INTEGER NOT NULL DEFAULT 0;

@@ -87,10 +87,17 @@ impl Resolver {
         facts: &RequestFacts<'_>,
     ) -> Option<DiskFile> {
         let img = site.images.get(name)?;
-        if let Some(model) = facts
-            .user_agent
-            .and_then(|u| crate::catalog::UserAgent::parse(u).model)
+        let ua = facts.user_agent.map(crate::catalog::UserAgent::parse);
+        // A phone that says who it is (Yealink's User-Agent carries its MAC) gets only an image
+        // it is sent to; one that says only its model (Polycom), only one that fits it.
+        if let Some(mac) = ua.as_ref().and_then(|u| u.mac)
+            && !img.phones.contains(&mac)
         {
+            tracing::warn!(peer = %facts.peer, file = name, %mac,
+                "firmware image refused: not assigned to the phone asking");
+            return None;
+        }
+        if let Some(model) = ua.and_then(|u| u.model) {
             let fits = crate::catalog::Catalog::get()
                 .model(&model)
                 .is_some_and(|m| img.models.contains(&m.name));

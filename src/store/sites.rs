@@ -20,7 +20,7 @@ pub struct SiteFields {
 
 const SITE_COLS: &str = "id, name, key, sip_server, sip_port, transport, time_zone, ntp, allow_keyless, recovery_sha256,
     auth_user, auth_password, prev_auth_user, prev_auth_password, prev_auth_until, auth_generation,
-    allow_nets, require_https, tftp_sensitive, ymcs_site, outbound_proxy, outbound_proxy_2, recheck";
+    allow_nets, require_https, tftp_sensitive, ymcs_site, outbound_proxy, outbound_proxy_2, recheck, transport_dns";
 
 fn credential(user: Option<String>, password: Option<String>) -> Option<Credential> {
     Some(Credential {
@@ -91,6 +91,7 @@ pub async fn set_site_access(conn: &mut Conn, id: i64, a: &SiteAccess) -> Result
 
 fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
     let transport: String = r.try_get("transport")?;
+    let dns: bool = r.try_get("transport_dns")?;
     let ntp: String = r.try_get("ntp")?;
     Ok(Site {
         id: r.try_get("id")?,
@@ -98,10 +99,13 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         key: r.try_get("key")?,
         sip_server: r.try_get("sip_server")?,
         sip_port: r.try_get::<i64, _>("sip_port")? as u16,
-        transport: transport.parse().map_err(|reason| StoreError::Corrupt {
-            table: "sites",
-            reason,
-        })?,
+        transport: match dns {
+            true => crate::model::Transport::Dns,
+            false => transport.parse().map_err(|reason| StoreError::Corrupt {
+                table: "sites",
+                reason,
+            })?,
+        },
         time_zone: r.try_get("time_zone")?,
         ntp: ntp.split_whitespace().map(str::to_string).collect(),
         allow_keyless: r.try_get("allow_keyless")?,
@@ -159,15 +163,16 @@ pub async fn set_site_sip(conn: &mut Conn, id: i64, s: &crate::model::SiteSip) -
 pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<Site> {
     let now = now_ms();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO sites (name, key, sip_server, sip_port, transport, time_zone, ntp,
+        "INSERT INTO sites (name, key, sip_server, sip_port, transport, transport_dns, time_zone, ntp,
                             allow_keyless, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&f.name)
     .bind(key)
     .bind(&f.sip_server)
     .bind(f.sip_port as i64)
-    .bind(f.transport.as_str())
+    .bind(transport_col(f.transport))
+    .bind(f.transport == crate::model::Transport::Dns)
     .bind(&f.time_zone)
     .bind(f.ntp.join(" "))
     .bind(f.allow_keyless)
@@ -180,15 +185,24 @@ pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<S
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
 }
 
+/// What `sites.transport` holds (its CHECK predates DNS: see migration 0008).
+fn transport_col(t: crate::model::Transport) -> &'static str {
+    match t {
+        crate::model::Transport::Dns => "udp",
+        t => t.as_str(),
+    }
+}
+
 pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()> {
     sqlx::query(
-        "UPDATE sites SET name = ?, sip_server = ?, sip_port = ?, transport = ?, time_zone = ?,
-                ntp = ?, allow_keyless = ?, recovery_sha256 = ?, updated_at = ? WHERE id = ?",
+        "UPDATE sites SET name = ?, sip_server = ?, sip_port = ?, transport = ?, transport_dns = ?,
+                time_zone = ?, ntp = ?, allow_keyless = ?, recovery_sha256 = ?, updated_at = ? WHERE id = ?",
     )
     .bind(&f.name)
     .bind(&f.sip_server)
     .bind(f.sip_port as i64)
-    .bind(f.transport.as_str())
+    .bind(transport_col(f.transport))
+    .bind(f.transport == crate::model::Transport::Dns)
     .bind(&f.time_zone)
     .bind(f.ntp.join(" "))
     .bind(f.allow_keyless)

@@ -1,0 +1,6 @@
+#!version:1.0.0.1
+## phoneprov boot file for 805ec0000003 (T31G), site acme.
+## The model's common file first, then the phone's own file: later files win.
+include:config "y000000000123.cfg"
+include:config "805ec0000003.cfg"
+overwrite_mode = 1
