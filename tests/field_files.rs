@@ -532,3 +532,67 @@ async fn images_reach_only_the_phones_they_are_assigned_to() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
 }
+
+#[tokio::test]
+async fn sip_fields_over_the_admin_api() {
+    let env = Env::new();
+    let srv = env.start();
+    let token = env.admin_token();
+    let c = client();
+    let api = |p: &str| srv.url(&format!("/api/v1{p}"));
+    let r = c
+        .post(api("/sites"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "acme", "sip_server": DOMAIN, "outbound_proxy": format!("{CORE}:5070"), "recheck": "every:2h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let v: serde_json::Value = c
+        .get(api("/sites/acme"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["sip"]["outbound_proxy"]["host"], CORE, "{v}");
+    assert_eq!(v["sip"]["outbound_proxy"]["port"], 5070, "{v}");
+    assert_eq!(v["sip"]["recheck"], "every:2h", "{v}");
+    let r = c
+        .patch(api("/sites/acme"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"recheck": "weekly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("daily:HH:MM-HH:MM"));
+    env.ok(&[
+        "phone",
+        "add",
+        "805ec0000001",
+        "--model",
+        "T54W",
+        "--site",
+        "acme",
+    ]);
+    let r = c
+        .put(api("/phones/805ec0000001/lines/1"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"user": "1010", "password": "Pw-1010-x", "domain": "tenant.91912.service"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let cfg = env.ok(&["render", "805ec0000001", "805ec0000001.cfg"]);
+    assert_eq!(
+        yealink_value(&cfg, "account.1.sip_server.1.address"),
+        Some("tenant.91912.service")
+    );
+    assert_eq!(
+        yealink_value(&cfg, "account.1.outbound_proxy.1.port"),
+        Some("5070")
+    );
+}

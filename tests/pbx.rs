@@ -128,6 +128,17 @@ fn scenario(flavor: Flavor, oauth: bool) {
     assert_eq!(lines[1]["user"], ext("103x"));
     let cfg = env.ok(&["render", "805ec0aa0001", "805ec0aa0001.cfg"]);
     assert!(cfg.contains("account.1.password = pw-101-aaaa"), "{cfg}");
+    // NetSapiens: the line registers in the domain of its device URI, not at the core server;
+    // SARK's extensions register to the PBX itself.
+    let want_domain = match flavor {
+        Flavor::Sark => "core1.pbx.example",
+        _ => common::pbx::DOMAIN,
+    };
+    assert_eq!(
+        yealink_value(&cfg, "account.1.sip_server.1.address"),
+        Some(want_domain),
+        "{flavor:?}: {cfg}"
+    );
     assert!(
         cfg.contains(&format!("account.1.user_name = {}", ext("101x"))),
         "{cfg}"
