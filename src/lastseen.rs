@@ -241,6 +241,7 @@ mod tests {
                 model: "T54W".into(),
                 site_id: site.id,
                 label: String::new(),
+                sn: None,
             };
             insert_phone(&mut c, &p).await.unwrap();
         }

@@ -376,6 +376,7 @@ async fn command(
             model,
             site,
             label,
+            sn,
         }) => {
             let v = m
                 .phone_add(PhoneInput {
@@ -383,7 +384,14 @@ async fn command(
                     model,
                     site,
                     label,
+                    sn,
                 })
+                .await?;
+            print(json, &v, output::phone_text(&v));
+        }
+        Command::Phone(PhoneCmd::Update { mac, label, sn }) => {
+            let v = m
+                .phone_update(&mac, phoneprov::manage::PhoneUpdate { label, sn })
                 .await?;
             print(json, &v, output::phone_text(&v));
         }

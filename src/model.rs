@@ -290,6 +290,22 @@ pub struct Phone {
     pub model: String,
     pub site_id: i64,
     pub label: String,
+    /// Serial number, when known (Yealink's cloud needs it for some calls).
+    pub sn: Option<String>,
+}
+
+/// A serial number as Yealink prints them: 8 to 32 letters and digits (upper-cased).
+pub fn parse_sn(s: &str) -> Result<Option<String>, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if !(8..=32).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "serial number '{t}' must be 8 to 32 letters and digits (as on the phone's label)"
+        ));
+    }
+    Ok(Some(t.to_ascii_uppercase()))
 }
 
 /// One SIP account of a phone.

@@ -68,3 +68,35 @@ mod tests {
         assert!(check_base_url("ftp://x").is_err());
     }
 }
+
+/// Why a request to a service we do not run never got an answer, in words an operator can act
+/// on: the name did not resolve, the connection was refused, TLS failed, or it timed out.
+pub fn describe_send_error(e: &reqwest::Error) -> String {
+    let mut chain = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(x) = cur {
+        chain.push(x.to_string());
+        cur = x.source();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    let cause = if e.is_timeout() {
+        "timed out"
+    } else if all.contains("dns error") || all.contains("failed to lookup address") {
+        "the host name did not resolve (DNS)"
+    } else if all.contains("connection refused") {
+        "connection refused"
+    } else if all.contains("certificate")
+        || all.contains("tls")
+        || all.contains("handshake")
+        || all.contains("alert")
+    {
+        "the TLS handshake failed"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    // The innermost error says the most; do not repeat the same text twice.
+    let detail = chain.last().cloned().unwrap_or_default();
+    format!("{cause} ({detail})")
+}

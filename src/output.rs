@@ -190,6 +190,9 @@ pub fn phone_text(v: &PhoneView) -> String {
         v.label,
         v.files.join(", ")
     );
+    if let Some(sn) = &v.sn {
+        out.push_str(&format!("serial:    {sn}\n"));
+    }
     if v.lines.is_empty() {
         out.push_str("lines:     none\n");
     }
@@ -309,6 +312,7 @@ pub async fn seed_demo(
             model: model.into(),
             site: "demo".into(),
             label: Some(label.into()),
+            ..Default::default()
         })
         .await?;
         let password = phoneprov::manage::new_site_key()?;

@@ -77,6 +77,7 @@ async fn every_accepted_input_renders_to_files_phones_parse() {
                 model: model.to_string(),
                 site: site.clone(),
                 label: Some(label),
+                ..Default::default()
             })
             .await
             .is_err()
@@ -193,6 +194,7 @@ async fn names_with_double_hyphens_and_bad_keys() {
         model: "VVX 450".into(),
         site: "north--annex-".into(),
         label: Some("Front -- desk -".into()),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -176,6 +176,7 @@ async fn no_rendered_file_points_at_a_denied_image() {
                     model: model.clone(),
                     site: site.clone(),
                     label: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();

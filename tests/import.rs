@@ -432,7 +432,7 @@ async fn import_over_the_api() {
         .text()
         .await
         .unwrap();
-    assert!(csv.starts_with("mac,model,site,label,line1_user"));
+    assert!(csv.starts_with("mac,model,site,label,sn,line1_user"));
 }
 
 /// 100,000 rows, in the site's CSV shape.

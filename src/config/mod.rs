@@ -289,6 +289,19 @@ pub enum PhoneCmd {
         site: String,
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
+        /// Serial number, as on the phone's label (Yealink's cloud needs it for RPS without
+        /// RPS keys).
+        #[arg(long, value_name = "SN")]
+        sn: Option<String>,
+    },
+    /// Change a phone's label or serial number.
+    Update {
+        mac: String,
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// Serial number; an empty value removes it.
+        #[arg(long, value_name = "SN")]
+        sn: Option<String>,
     },
     /// List phones.
     List {

@@ -15,6 +15,7 @@ pub(super) enum Col {
     Model,
     Site,
     Label,
+    Sn,
     Line(u8, LineField),
 }
 
@@ -46,6 +47,7 @@ pub(super) fn parse_col(name: &str) -> Option<Col> {
         "model" => return Some(Col::Model),
         "site" => return Some(Col::Site),
         "label" => return Some(Col::Label),
+        "sn" | "serial" | "serial_number" => return Some(Col::Sn),
         _ => {}
     }
     let rest = n.strip_prefix("line")?;
@@ -61,6 +63,7 @@ pub(super) fn col_name(c: Col) -> String {
         Col::Model => "model".into(),
         Col::Site => "site".into(),
         Col::Label => "label".into(),
+        Col::Sn => "sn".into(),
         Col::Line(n, f) => {
             let s = LineField::ALL
                 .iter()

@@ -40,6 +40,7 @@ pub async fn export(
         "model".into(),
         "site".into(),
         "label".into(),
+        "sn".into(),
     ];
     for n in 1..=max_line {
         for (_, f) in LineField::ALL {
@@ -58,6 +59,7 @@ pub async fn export(
                 .cloned()
                 .unwrap_or_default(),
             p.label.clone(),
+            p.sn.clone().unwrap_or_default(),
         ];
         for n in 1..=max_line {
             match lines.iter().find(|l| l.n == n) {

@@ -154,6 +154,17 @@ impl Pass {
             }
             None => existing.map(|(p, _)| p.label.clone()).unwrap_or_default(),
         };
+        // Serial number: like the label.
+        let sn = match get(Col::Sn) {
+            Some(v) => match crate::model::parse_sn(v) {
+                Ok(sn) => sn,
+                Err(m) => {
+                    err(errors, Col::Sn, m);
+                    None
+                }
+            },
+            None => existing.and_then(|(p, _)| p.sn.clone()),
+        };
         // Lines
         let mut lines: Vec<Line> = match self.opts.exact_lines {
             true => Vec::new(),
@@ -261,6 +272,7 @@ impl Pass {
             model: model.name.clone(),
             site_id,
             label,
+            sn,
         };
         let change = match existing {
             None => Change::Created,
@@ -268,6 +280,7 @@ impl Pass {
                 if p.model == phone.model
                     && p.site_id == phone.site_id
                     && p.label == phone.label
+                    && p.sn == phone.sn
                     && *l == lines =>
             {
                 Change::Unchanged

@@ -147,7 +147,7 @@ pub struct SiteView {
 }
 
 /// A new phone.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneInput {
     pub mac: String,
@@ -155,6 +155,19 @@ pub struct PhoneInput {
     pub site: String,
     #[serde(default)]
     pub label: Option<String>,
+    /// Serial number (the phone's label): Yealink's cloud needs it for some calls.
+    #[serde(default)]
+    pub sn: Option<String>,
+}
+
+/// Changes to a phone; absent fields stay as they are, an empty `sn` removes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneUpdate {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub sn: Option<String>,
 }
 
 /// A line as set by a user.
@@ -195,6 +208,7 @@ pub struct PhoneView {
     pub vendor: String,
     pub site: String,
     pub label: String,
+    pub sn: Option<String>,
     pub lines: Vec<LineView>,
     pub last_seen: Option<Seen>,
     /// Why the firmware it last reported is denied by the policy, if it is: at risk.

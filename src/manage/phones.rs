@@ -26,6 +26,7 @@ impl Manager {
             model,
             site_id: site.id,
             label,
+            sn: crate::model::parse_sn(input.sn.as_deref().unwrap_or("")).map_err(Error::Invalid)?,
         };
         store::insert_phone(&mut tx, &phone).await?;
         store::log_change(&mut tx, Scope::Phone(site.id, mac)).await?;
@@ -82,10 +83,33 @@ impl Manager {
             vendor,
             site,
             label: phone.label,
+            sn: phone.sn,
             lines,
             last_seen,
             files,
         })
+    }
+
+    /// Changes a phone's label or serial number.
+    pub async fn phone_update(&self, mac: &str, u: PhoneUpdate) -> Result<PhoneView> {
+        let mac = parse_mac(mac)?;
+        let mut tx = self.store.begin().await?;
+        let mut phone = self.phone_of(&mut tx, mac).await?;
+        if let Some(l) = &u.label {
+            check_text("label", l, 200).map_err(Error::Invalid)?;
+            phone.label = l.clone();
+        }
+        if let Some(sn) = &u.sn {
+            phone.sn = crate::model::parse_sn(sn).map_err(Error::Invalid)?;
+        }
+        store::update_phone(&mut tx, &phone).await?;
+        store::log_change(&mut tx, Scope::Phone(phone.site_id, mac)).await?;
+        self.check_render(&mut tx, Scope::Phone(phone.site_id, mac))
+            .await?;
+        let view = self.view_phone(&mut tx, phone).await?;
+        commit(tx).await?;
+        tracing::info!(%mac, "phone updated");
+        Ok(view)
     }
 
     pub async fn phone_list(&self, site: Option<&str>) -> Result<Vec<PhoneView>> {

@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
             get(show_site).patch(update_site).delete(rm_site),
         )
         .route("/phones", get(list_phones).post(add_phone))
-        .route("/phones/{mac}", get(show_phone).delete(rm_phone))
+        .route(
+            "/phones/{mac}",
+            get(show_phone).patch(update_phone).delete(rm_phone),
+        )
         .route("/phones/{mac}/lines/{n}", put(set_line).delete(rm_line))
         .route("/phones/{mac}/files", get(phone_files))
         .route("/phones/{mac}/files/{name}", get(phone_file))
@@ -382,6 +385,14 @@ async fn add_phone(
 
 async fn show_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
     Ok(Json(st.manager.phone_show(&mac).await?).into_response())
+}
+
+async fn update_phone(
+    State(st): State<AppState>,
+    Path(mac): Path<String>,
+    Json(u): Json<manage::PhoneUpdate>,
+) -> ApiResult<Response> {
+    Ok(Json(st.manager.phone_update(&mac, u).await?).into_response())
 }
 
 async fn rm_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {

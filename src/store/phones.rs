@@ -13,19 +13,21 @@ fn row_to_phone(r: &sqlx::sqlite::SqliteRow) -> Result<Phone> {
         model: r.try_get("model")?,
         site_id: r.try_get("site_id")?,
         label: r.try_get("label")?,
+        sn: r.try_get("sn")?,
     })
 }
 
 pub async fn insert_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO phones (mac, site_id, model, label, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(p.mac.to_string())
     .bind(p.site_id)
     .bind(&p.model)
     .bind(&p.label)
+    .bind(&p.sn)
     .bind(now)
     .bind(now)
     .execute(conn)
@@ -35,11 +37,12 @@ pub async fn insert_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
 
 pub async fn update_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
     sqlx::query(
-        "UPDATE phones SET site_id = ?, model = ?, label = ?, updated_at = ? WHERE mac = ?",
+        "UPDATE phones SET site_id = ?, model = ?, label = ?, sn = ?, updated_at = ? WHERE mac = ?",
     )
     .bind(p.site_id)
     .bind(&p.model)
     .bind(&p.label)
+    .bind(&p.sn)
     .bind(now_ms())
     .bind(p.mac.to_string())
     .execute(conn)
@@ -48,7 +51,7 @@ pub async fn update_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
 }
 
 pub async fn phone(conn: &mut Conn, mac: Mac) -> Result<Option<Phone>> {
-    sqlx::query("SELECT mac, site_id, model, label FROM phones WHERE mac = ?")
+    sqlx::query("SELECT mac, site_id, model, label, sn FROM phones WHERE mac = ?")
         .bind(mac.to_string())
         .fetch_optional(conn)
         .await?
@@ -60,7 +63,7 @@ pub async fn phone(conn: &mut Conn, mac: Mac) -> Result<Option<Phone>> {
 /// Phones of one site, or of all sites, ordered by MAC.
 pub async fn list_phones(conn: &mut Conn, site_id: Option<i64>) -> Result<Vec<Phone>> {
     sqlx::query(
-        "SELECT mac, site_id, model, label FROM phones
+        "SELECT mac, site_id, model, label, sn FROM phones
          WHERE ?1 IS NULL OR site_id = ?1 ORDER BY mac",
     )
     .bind(site_id)
@@ -222,7 +225,7 @@ pub async fn each_line(conn: &mut Conn, mut each: impl FnMut(Mac, Line)) -> Resu
 /// Every phone, streamed to `each`.
 pub async fn each_phone(conn: &mut Conn, mut each: impl FnMut(Phone)) -> Result<()> {
     use futures_util::TryStreamExt;
-    let mut rows = sqlx::query("SELECT mac, site_id, model, label FROM phones").fetch(conn);
+    let mut rows = sqlx::query("SELECT mac, site_id, model, label, sn FROM phones").fetch(conn);
     while let Some(r) = rows.try_next().await? {
         each(row_to_phone(&r)?);
     }
@@ -237,19 +240,20 @@ pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
     let now = now_ms();
     for chunk in phones.chunks(BATCH) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO phones (mac, site_id, model, label, created_at, updated_at) ",
+            "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, p| {
             b.push_bind(p.mac.to_string())
                 .push_bind(p.site_id)
                 .push_bind(p.model.clone())
                 .push_bind(p.label.clone())
+                .push_bind(p.sn.clone())
                 .push_bind(now)
                 .push_bind(now);
         });
         q.push(
             " ON CONFLICT (mac) DO UPDATE SET site_id = excluded.site_id, model = excluded.model,
-              label = excluded.label, updated_at = excluded.updated_at",
+              label = excluded.label, sn = excluded.sn, updated_at = excluded.updated_at",
         );
         q.build().execute(&mut *conn).await?;
     }

@@ -248,11 +248,7 @@ impl Client {
     ) -> Result<Value, YmcsError> {
         let r = r.map_err(|e| YmcsError::Transport {
             path: path.into(),
-            reason: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                format!("{e}")
-            },
+            reason: crate::outbound::describe_send_error(&e),
         })?;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
@@ -343,15 +339,48 @@ impl Client {
             let body =
                 json!({"skip": skip, "limit": paths::PAGE, "autoCount": true, "filter": filter});
             let v = self.call(path, body, true).await?;
-            let data = v["data"].as_array().cloned().unwrap_or_default();
-            let total = v["total"].as_u64().unwrap_or(0);
+            let (data, total) = records(path, &v)?;
             let n = data.len() as u64;
             out.extend(data);
             skip += n;
-            if n == 0 || skip >= total {
+            let done = match total {
+                Some(t) => skip >= t,
+                None => n < u64::from(paths::PAGE),
+            };
+            if n == 0 || done {
                 return Ok(out);
             }
         }
+    }
+}
+
+/// The records of a list answer. Sources show `{data: [...]}` (with `total`), `{data: {data:
+/// [...], total}}` and a bare array, and say nothing of which call answers which: all three
+/// are read, with the total when one is given. Any other shape is an error naming the call and
+/// what came back — never an empty list.
+pub fn records(path: &str, v: &Value) -> Result<(Vec<Value>, Option<u64>), YmcsError> {
+    match v {
+        Value::Array(a) => Ok((a.clone(), None)),
+        Value::Object(o) => match o.get("data") {
+            Some(Value::Array(a)) => Ok((a.clone(), v["total"].as_u64())),
+            Some(Value::Object(inner)) => match inner.get("data") {
+                Some(Value::Array(a)) => Ok((
+                    a.clone(),
+                    v["data"]["total"].as_u64().or(v["total"].as_u64()),
+                )),
+                _ => Err(unexpected(path, v)),
+            },
+            _ => Err(unexpected(path, v)),
+        },
+        _ => Err(unexpected(path, v)),
+    }
+}
+
+fn unexpected(path: &str, v: &Value) -> YmcsError {
+    let text: String = v.to_string().chars().take(200).collect();
+    YmcsError::Answer {
+        path: path.into(),
+        reason: format!("a list was expected (data: [...] or [...]); got {text}"),
     }
 }
 
@@ -368,6 +397,20 @@ fn retryable(e: &YmcsError, safe: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_shapes() {
+        let a = json!([{"id": 1}]);
+        assert_eq!(records("/x", &a).unwrap(), (vec![json!({"id": 1})], None));
+        let b = json!({"total": 3, "data": [{"id": 1}]});
+        assert_eq!(records("/x", &b).unwrap().1, Some(3));
+        let c = json!({"data": {"total": 2, "data": [{"id": 1}, {"id": 2}]}});
+        assert_eq!(records("/x", &c).unwrap().0.len(), 2);
+        for bad in [json!({"items": []}), json!({"data": {"rows": []}}), json!("ok"), json!(null)] {
+            let e = records("/v2/dm/deviceId", &bad).unwrap_err().to_string();
+            assert!(e.contains("/v2/dm/deviceId") && e.contains("a list was expected"), "{e}");
+        }
+    }
 
     #[test]
     fn nonces() {

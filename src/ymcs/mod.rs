@@ -8,6 +8,7 @@
 mod client;
 pub mod paths;
 mod rps;
+pub mod rps_v1;
 
 pub use rps::{rps_add, rps_remove};
 
@@ -442,19 +443,38 @@ pub async fn reboot(
         .iter()
         .flat_map(|(s, ps)| ps.iter().map(|p| (p.mac.to_string(), s.name.clone())))
         .collect();
-    let mut ids: HashMap<String, String> = HashMap::new();
-    for chunk in all.chunks(paths::BATCH) {
-        let macs: Vec<&str> = chunk.iter().map(|(m, _)| m.as_str()).collect();
+    // Device ids from the device list (its entries carry `id`); `deviceId` only for the rest.
+    let mut ids: HashMap<String, String> = by_mac(c, paths::LIST_DEVICES, "id")
+        .await?
+        .into_iter()
+        .filter(|(_, id)| !id.is_empty())
+        .collect();
+    let missing: Vec<&str> = all
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .filter(|m| !ids.contains_key(*m))
+        .collect();
+    for chunk in missing.chunks(paths::BATCH) {
         let v = c
             .call(
                 paths::DEVICE_ID,
-                json!({"deviceType": "phone", "deviceIds": macs, "deviceIdType": "mac"}),
+                json!({"deviceType": "phone", "deviceIds": chunk, "deviceIdType": "mac"}),
                 true,
             )
             .await?;
-        for d in v["data"].as_array().into_iter().flatten() {
-            if let (Some(m), Some(id)) = (norm_mac(&d["mac"]), id_of(&d["deviceId"])) {
-                ids.insert(m, id);
+        let (entries, _) = client::records(paths::DEVICE_ID, &v)?;
+        for d in entries {
+            match (norm_mac(&d["mac"]), id_of(&d["deviceId"]).or_else(|| id_of(&d["id"]))) {
+                (Some(m), Some(id)) => {
+                    ids.insert(m, id);
+                }
+                _ => {
+                    return Err(YmcsError::Answer {
+                        path: paths::DEVICE_ID.into(),
+                        reason: format!("an entry without mac and deviceId: {d}"),
+                    }
+                    .into());
+                }
             }
         }
     }
