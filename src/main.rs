@@ -500,9 +500,9 @@ async fn command(
                 }
             }
             // Check the YMCS settings before importing, so a typo there costs nothing.
-            let mut ymcs_client = match ymcs.is_empty() || dry_run {
+            let mut clouds = match ymcs.is_empty() || dry_run {
                 true => None,
-                false => Some(ymcs_cmd::client(data_dir)?),
+                false => Some(ymcs_cmd::clouds_for(data_dir, &ymcs)?),
             };
             let input = phoneprov::import::Input::Path(file);
             let opts = phoneprov::import::Options {
@@ -525,17 +525,25 @@ async fn command(
             if !report.errors.is_empty() {
                 return Ok(ExitCode::from(2));
             }
-            if let Some(c) = ymcs_client.as_mut() {
+            if let Some(c) = clouds.as_mut() {
                 // The import stands whatever YMCS says; the report names MACs to retry.
                 let macs: Vec<String> = report.macs.iter().map(|m| m.to_string()).collect();
                 let mut code = ExitCode::SUCCESS;
                 for w in &ymcs {
                     let targets = m.phones_for(None, &macs).await?;
                     let r = match w.as_str() {
-                        "register" => {
-                            phoneprov::ymcs::register(c, targets, confirm, &|_, _| {}).await
-                        }
-                        _ => phoneprov::ymcs::rps_add(m, c, targets, confirm, &|_, _| {}).await,
+                        "register" => match c.ymcs() {
+                            Ok(y) => {
+                                phoneprov::ymcs::register(y, targets, confirm, &|_, _| {}).await
+                            }
+                            Err(e) => Err(e),
+                        },
+                        _ => match c.rps() {
+                            Ok(r) => {
+                                phoneprov::ymcs::rps_add(m, r, targets, confirm, &|_, _| {}).await
+                            }
+                            Err(e) => Err(e),
+                        },
                     };
                     match r {
                         Ok(r) => {

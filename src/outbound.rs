@@ -53,22 +53,6 @@ pub fn read_private(path: &Path) -> Result<Option<String>, String> {
     Ok(Some(text))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_urls() {
-        assert!(check_base_url("https://us-api.ymcs.yealink.com").is_ok());
-        assert!(check_base_url("http://127.0.0.1:9000").is_ok());
-        assert!(check_base_url("http://localhost:9000/x").is_ok());
-        assert!(check_base_url("http://[::1]:9000").is_ok());
-        assert!(check_base_url("http://ymcs.example.com").is_err());
-        assert!(check_base_url("http://127.0.0.1.evil.com").is_err());
-        assert!(check_base_url("ftp://x").is_err());
-    }
-}
-
 /// Why a request to a service we do not run never got an answer, in words an operator can act
 /// on: the name did not resolve, the connection was refused, TLS failed, or it timed out.
 pub fn describe_send_error(e: &reqwest::Error) -> String {
@@ -99,4 +83,20 @@ pub fn describe_send_error(e: &reqwest::Error) -> String {
     // The innermost error says the most; do not repeat the same text twice.
     let detail = chain.last().cloned().unwrap_or_default();
     format!("{cause} ({detail})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert!(check_base_url("https://us-api.ymcs.yealink.com").is_ok());
+        assert!(check_base_url("http://127.0.0.1:9000").is_ok());
+        assert!(check_base_url("http://localhost:9000/x").is_ok());
+        assert!(check_base_url("http://[::1]:9000").is_ok());
+        assert!(check_base_url("http://ymcs.example.com").is_err());
+        assert!(check_base_url("http://127.0.0.1.evil.com").is_err());
+        assert!(check_base_url("ftp://x").is_err());
+    }
 }

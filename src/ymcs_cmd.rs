@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use phoneprov::config::{YmcsCmd, YmcsTarget};
 use phoneprov::manage::{self, Manager};
-use phoneprov::ymcs::{self, Client, OpError, Report, YmcsConfig};
+use phoneprov::ymcs::{self, OpError, Report};
 
 use crate::output::print;
 
@@ -36,9 +36,16 @@ fn progress(done: usize, total: usize) {
     }
 }
 
-pub fn client(data_dir: &std::path::Path) -> anyhow::Result<Client> {
-    let cfg = YmcsConfig::load(data_dir).map_err(|e| refused(e.into()))?;
-    Ok(Client::new(cfg)?)
+/// The clients an `import --ymcs` step list needs, checked before anything is imported.
+pub fn clouds_for(data_dir: &std::path::Path, steps: &[String]) -> anyhow::Result<ymcs::Clouds> {
+    let mut c = ymcs::Clouds::new(data_dir);
+    if steps.iter().any(|s| s == "register") {
+        c.ymcs().map_err(refused)?;
+    }
+    if steps.iter().any(|s| s == "rps") {
+        c.rps().map_err(refused)?;
+    }
+    Ok(c)
 }
 
 pub async fn run(
@@ -47,16 +54,30 @@ pub async fn run(
     cmd: YmcsCmd,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut c = client(data_dir)?;
+    let mut clouds = ymcs::Clouds::new(data_dir);
     let targets = |t: &YmcsTarget| {
         let (site, macs) = (t.site.clone(), t.macs.clone());
         async move { m.phones_for(site.as_deref(), &macs).await }
     };
     let report = match cmd {
         YmcsCmd::Status => {
-            let v = ymcs::status(&mut c).await.map_err(refused)?;
-            let mut text =
-                String::from("YMCS: access key works\nSITE                             DEVICES");
+            let mut v = ymcs::status(clouds.ymcs().map_err(refused)?)
+                .await
+                .map_err(refused)?;
+            let rps = match clouds.rps_v1().map_err(refused)? {
+                Some(r) => match ymcs::RpsApi::V1(r).servers().await {
+                    Ok(s) => format!(
+                        "RPS management API (v1): key works ({} server entries); rps-add and rps-remove use it",
+                        s.len()
+                    ),
+                    Err(e) => format!("RPS management API (v1): {e}"),
+                },
+                None => "RPS management API (v1): not configured; rps-add uses YMCS v2, which refuses writes by MAC to ordinary accounts (set PHONEPROV_RPS_KEY_ID and PHONEPROV_RPS_KEY_SECRET, or give phones serial numbers)".to_string(),
+            };
+            v["rps"] = serde_json::json!(rps);
+            let mut text = format!(
+                "YMCS: access key works\n{rps}\nSITE                             DEVICES"
+            );
             for s in v["sites"].as_array().into_iter().flatten() {
                 text.push_str(&format!(
                     "\n{:<32} {}",
@@ -68,7 +89,7 @@ pub async fn run(
             return Ok(ExitCode::SUCCESS);
         }
         YmcsCmd::Devices { site } => {
-            let rows = ymcs::devices(m, &mut c, site.as_deref())
+            let rows = ymcs::devices(m, clouds.ymcs().map_err(refused)?, site.as_deref())
                 .await
                 .map_err(refused)?;
             let mut text = format!(
@@ -90,20 +111,20 @@ pub async fn run(
         }
         YmcsCmd::Register(t) => {
             let tg = targets(&t).await?;
-            ymcs::register(&mut c, tg, t.confirm, &progress).await
+            ymcs::register(clouds.ymcs().map_err(refused)?, tg, t.confirm, &progress).await
         }
         YmcsCmd::RpsAdd(t) => {
             let tg = targets(&t).await?;
-            ymcs::rps_add(m, &mut c, tg, t.confirm, &progress).await
+            ymcs::rps_add(m, clouds.rps().map_err(refused)?, tg, t.confirm, &progress).await
         }
         YmcsCmd::RpsRemove(t) => {
             let tg = targets(&t).await?;
-            ymcs::rps_remove(&mut c, tg, t.confirm, &progress).await
+            ymcs::rps_remove(clouds.rps().map_err(refused)?, tg, t.confirm, &progress).await
         }
         YmcsCmd::Reboot { target, pace } => {
             let pace = ymcs::parse_pace(&pace).map_err(manage::Error::Invalid)?;
             let tg = targets(&target).await?;
-            ymcs::reboot(&mut c, tg, target.confirm, pace, &progress).await
+            ymcs::reboot(clouds.ymcs().map_err(refused)?, tg, target.confirm, pace, &progress).await
         }
     }
     .map_err(refused)?;

@@ -149,7 +149,11 @@ async fn vvx_boot_sequence_and_uploads() {
     assert_eq!(st, 200, "{master}");
     let (_, lower) = get(&srv.url(&format!("{base}/{VVX_MAC}.cfg")), VVX_UA).await;
     assert_eq!(master, lower);
-    assert_eq!(xml_attr(&master, "APP_FILE_PATH"), Some("sip.ld"));
+    assert_eq!(
+        xml_attr(&master, "APP_FILE_PATH"),
+        Some(""),
+        "no image assigned: none named"
+    );
     let config_files = xml_attr(&master, "CONFIG_FILES").expect("CONFIG_FILES");
     let listed: Vec<&str> = config_files.split(',').map(str::trim).collect();
     assert_eq!(

@@ -212,6 +212,8 @@ async fn three_real_clients_fetch_rendered_files_and_a_43_mb_image() {
     let upload = tempfile::tempdir().unwrap();
     std::fs::write(upload.path().join(rom), &img).unwrap();
     env.ok(&["firmware", "add", upload.path().join(rom).to_str().unwrap()]);
+    // Served only to phones sent to it: the site's.
+    env.ok(&["firmware", "assign", "96.86.0.70", "--site", "valleywide"]);
     let srv = env.start();
     let (host, port) = srv.tftp.split_once(':').unwrap();
     let (host, port) = (host.to_string(), port.to_string());

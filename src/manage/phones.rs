@@ -26,7 +26,8 @@ impl Manager {
             model,
             site_id: site.id,
             label,
-            sn: crate::model::parse_sn(input.sn.as_deref().unwrap_or("")).map_err(Error::Invalid)?,
+            sn: crate::model::parse_sn(input.sn.as_deref().unwrap_or(""))
+                .map_err(Error::Invalid)?,
         };
         store::insert_phone(&mut tx, &phone).await?;
         store::log_change(&mut tx, Scope::Phone(site.id, mac)).await?;

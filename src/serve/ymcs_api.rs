@@ -68,17 +68,17 @@ pub async fn operation(
     Json(rq): Json<OpRequest>,
 ) -> Response {
     let r = async {
-        let mut c = client(&st)?;
+        let mut clouds = ymcs::Clouds::new(&st.data_dir);
         let targets = st.manager.phones_for(rq.site.as_deref(), &rq.macs).await?;
         let none = &|_, _| {};
         match op.as_str() {
-            "register" => ymcs::register(&mut c, targets, rq.confirm, none).await,
-            "rps-add" => ymcs::rps_add(&st.manager, &mut c, targets, rq.confirm, none).await,
-            "rps-remove" => ymcs::rps_remove(&mut c, targets, rq.confirm, none).await,
+            "register" => ymcs::register(clouds.ymcs()?, targets, rq.confirm, none).await,
+            "rps-add" => ymcs::rps_add(&st.manager, clouds.rps()?, targets, rq.confirm, none).await,
+            "rps-remove" => ymcs::rps_remove(clouds.rps()?, targets, rq.confirm, none).await,
             "reboot" => {
                 let pace = ymcs::parse_pace(rq.pace.as_deref().unwrap_or("60"))
                     .map_err(OpError::Invalid)?;
-                ymcs::reboot(&mut c, targets, rq.confirm, pace, none).await
+                ymcs::reboot(clouds.ymcs()?, targets, rq.confirm, pace, none).await
             }
             other => Err(OpError::Invalid(format!(
                 "no YMCS operation '{other}'; register, rps-add, rps-remove or reboot"

@@ -406,9 +406,17 @@ mod tests {
         assert_eq!(records("/x", &b).unwrap().1, Some(3));
         let c = json!({"data": {"total": 2, "data": [{"id": 1}, {"id": 2}]}});
         assert_eq!(records("/x", &c).unwrap().0.len(), 2);
-        for bad in [json!({"items": []}), json!({"data": {"rows": []}}), json!("ok"), json!(null)] {
+        for bad in [
+            json!({"items": []}),
+            json!({"data": {"rows": []}}),
+            json!("ok"),
+            json!(null),
+        ] {
             let e = records("/v2/dm/deviceId", &bad).unwrap_err().to_string();
-            assert!(e.contains("/v2/dm/deviceId") && e.contains("a list was expected"), "{e}");
+            assert!(
+                e.contains("/v2/dm/deviceId") && e.contains("a list was expected"),
+                "{e}"
+            );
         }
     }
 

@@ -6,11 +6,12 @@
 //! answers are read per MAC: an HTTP 200 with failures inside is a partial failure.
 
 mod client;
+mod clouds;
 pub mod paths;
 mod rps;
 pub mod rps_v1;
 
-pub use rps::{rps_add, rps_remove};
+pub use rps::{RpsApi, rps_add, rps_remove};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use client::{Client, FILE, YmcsConfig, YmcsError};
+pub use clouds::Clouds;
 
 use crate::manage::Manager;
 use crate::model::{Phone, Site};
@@ -393,7 +395,11 @@ fn apply_batch(
 impl Report {
     /// The report as it leaves an operation: after a write, rows it did not touch get their
     /// plan's outcome; the client's request counts.
-    fn close(mut self, c: &Client) -> Report {
+    fn close(self, c: &Client) -> Report {
+        self.close_with(c.requests, c.throttled)
+    }
+
+    fn close_with(mut self, requests: u64, throttled: u64) -> Report {
         if !self.dry_run {
             for r in &mut self.rows {
                 if r.result.is_empty() {
@@ -405,8 +411,8 @@ impl Report {
                 }
             }
         }
-        self.requests = c.requests;
-        self.throttled = c.throttled;
+        self.requests = requests;
+        self.throttled = throttled;
         self
     }
 }
@@ -464,7 +470,10 @@ pub async fn reboot(
             .await?;
         let (entries, _) = client::records(paths::DEVICE_ID, &v)?;
         for d in entries {
-            match (norm_mac(&d["mac"]), id_of(&d["deviceId"]).or_else(|| id_of(&d["id"]))) {
+            match (
+                norm_mac(&d["mac"]),
+                id_of(&d["deviceId"]).or_else(|| id_of(&d["id"])),
+            ) {
                 (Some(m), Some(id)) => {
                     ids.insert(m, id);
                 }

@@ -18,7 +18,11 @@ pub const RPS_LIST_SERVERS: &str = "/v2/rps/listServers";
 pub const RPS_ADD_SERVER: &str = "/v2/rps/servers";
 /// RPS devices: list `{skip, limit, filter:{mac}}`.
 pub const RPS_LIST_DEVICES: &str = "/v2/rps/listDevices";
-/// Bulk add to RPS: `{serverId, macs, authName?, password?}`. Also seen as `/v2/rps/addDevices`.
+/// One device to RPS by serial number: `{mac, sn, serverId?, uniqueServerUrl?, authName?,
+/// password?, remark?}` (the call Yealink support points ordinary accounts to).
+pub const RPS_ADD_DEVICE: &str = "/v2/rps/devices";
+/// Bulk add to RPS by MAC: `{serverId, macs, authName?, password?}`. Refused (403) to ordinary
+/// accounts [domain.md §5]. Also seen as `/v2/rps/addDevices`.
 pub const RPS_ADD_DEVICES: &str = "/v2/rps/addDevicesByMac";
 /// Bulk delete from RPS: `{macs}`. Also seen as `/v2/rps/deleteDevices`.
 pub const RPS_DEL_DEVICES: &str = "/v2/rps/delDevices";

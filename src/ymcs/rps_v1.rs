@@ -231,7 +231,10 @@ impl RpsClient {
         let mut skip = 0u64;
         loop {
             let data = self
-                .post(path, &json!({"skip": skip, "limit": PAGE, "autoCount": true}))
+                .post(
+                    path,
+                    &json!({"skip": skip, "limit": PAGE, "autoCount": true}),
+                )
                 .await?;
             let (page, total) = records(path, &data)?;
             let n = page.len() as u64;
@@ -308,10 +311,10 @@ mod tests {
         );
         let q = vec![("id", "7".to_string()), ("empty", String::new())];
         assert!(string_to_sign("GET", &h[..2], "/x", Some(&q)).ends_with("\nx\nempty&id=7"));
-        // RFC 4231 test case 2.
+        // RFC 4231 test case 2 (5bdcc146…3843 in hex; checked with Python's hmac).
         assert_eq!(
             signature("Jefe", "what do ya want for nothing?"),
-            "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexVSIKRjUM="
+            "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="
         );
     }
 
@@ -321,11 +324,17 @@ mod tests {
             envelope("/p", 200, json!({"ret": 0, "data": {"id": 5}})).unwrap()["id"],
             5
         );
-        let e = envelope("/p", 200, json!({"ret": -1, "error": {"msg": "bad", "fieldErrors": [{"msg": "macs: invalid"}]}}))
+        let e = envelope(
+            "/p",
+            200,
+            json!({"ret": -1, "error": {"msg": "bad", "fieldErrors": [{"msg": "macs: invalid"}]}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/p") && e.contains("bad (macs: invalid)"), "{e}");
+        let e = envelope("/p", 200, json!({"data": []}))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("/p") && e.contains("bad (macs: invalid)"), "{e}");
-        let e = envelope("/p", 200, json!({"data": []})).unwrap_err().to_string();
         assert!(e.contains("without a ret envelope"), "{e}");
     }
 }
