@@ -164,6 +164,9 @@ pub fn show(r: &Report, json: bool) -> ExitCode {
             ));
         }
         let failed = r.failed();
+        for n in &r.notes {
+            text.push_str(&format!("\n{} {n}", r.operation));
+        }
         text.push_str(&format!(
             "\n{} request(s), {} throttled (429)",
             r.requests, r.throttled

@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod pbx;
+pub mod rps_v1;
 pub mod ymcs;
 
 /// Serves `app` on 127.0.0.1 from a thread of its own (fakes of services we cannot reach).

@@ -3,6 +3,14 @@
 //! reused nonce refused (403, 500403), clock skew refused, 412 for an empty body, tokens that
 //! expire, paging (≤ 100 per page), 429 over the rate, batch answers with per-MAC failures
 //! (800003 already exists, 800004 owned by another organisation).
+//!
+//! Modes for what sources report but do not agree on: `ordinary` — an ordinary MSP account,
+//! answered 403 "This request is forbidden" on `/v2/rps/addDevicesByMac` (domain.md §5, public
+//! issue #600 of nemerald-voip/fspbx), which may add one device with its serial number through
+//! `/v2/rps/devices` `{mac, sn, serverId}` (domain.md §5); `device_id_shape` — `/v2/dm/deviceId`
+//! answered as `{data: [...]}` (0), a bare array (1), `{data: {data: [...]}}` (2) or a shape no
+//! source shows (3): domain.md §5 says both of the first two are possible; `list_without_ids` —
+//! device list entries without `id`, so the client must ask `deviceId`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -52,6 +60,9 @@ pub struct State {
     pub servers: Vec<RpsServer>,
     pub rps: HashMap<String, RpsDevice>,
     pub reboots: Vec<(String, Instant)>,
+    pub ordinary: bool,
+    pub device_id_shape: u8,
+    pub list_without_ids: bool,
     // Records.
     pub nonces: HashSet<String>,
     pub tokens: HashMap<String, Instant>,
@@ -259,9 +270,13 @@ async fn handle(
                 .map(|(m, s)| (m.clone(), s.clone()))
                 .collect();
             all.sort();
+            let with_ids = !st.list_without_ids;
             let all = all
                 .into_iter()
-                .map(|(m, s)| json!({"id": format!("dev-{m}"), "mac": m.to_uppercase(), "siteId": s}))
+                .map(|(m, s)| match with_ids {
+                    true => json!({"id": format!("dev-{m}"), "mac": m.to_uppercase(), "siteId": s}),
+                    false => json!({"mac": m.to_uppercase(), "siteId": s}),
+                })
                 .collect();
             page(st, &body, all)
         }
@@ -325,7 +340,13 @@ async fn handle(
                 .filter(|m| st.devices.contains_key(m))
                 .map(|m| json!({"mac": m, "deviceId": format!("dev-{m}")}))
                 .collect();
-            axum::Json(json!({"data": data})).into_response()
+            let answer = match st.device_id_shape {
+                0 => json!({"data": data}),
+                1 => json!(data),
+                2 => json!({"data": {"total": data.len(), "data": data}}),
+                _ => json!({"result": {"items": data}}),
+            };
+            axum::Json(answer).into_response()
         }
         "/v2/dm/device/reboot" => {
             let ids: Vec<String> = body["deviceIds"]
@@ -388,6 +409,37 @@ async fn handle(
                 .map(|(m, s)| json!({"mac": m, "serverId": s}))
                 .collect();
             page(st, &body, all)
+        }
+        "/v2/rps/devices" => {
+            let (Some(mac), Some(sn)) = (
+                norm(&body["mac"]),
+                body["sn"].as_str().filter(|s| !s.is_empty()),
+            ) else {
+                return err(
+                    st,
+                    400,
+                    400060,
+                    "mac and sn are required",
+                    json!([{"field": "sn", "message": "required"}]),
+                );
+            };
+            let server = body["serverId"].as_str().unwrap_or("").to_string();
+            if !st.servers.iter().any(|s| s.id == server) {
+                return err(st, 400, 400050, "no such server", json!([]));
+            }
+            let _ = sn;
+            st.rps.insert(
+                mac,
+                RpsDevice {
+                    server_id: server,
+                    auth_name: body["authName"].as_str().map(str::to_string),
+                    password: body["password"].as_str().map(str::to_string),
+                },
+            );
+            axum::Json(json!({"id": format!("rps-{}", st.rps.len())})).into_response()
+        }
+        "/v2/rps/addDevicesByMac" if st.ordinary => {
+            err(st, 403, 403, "This request is forbidden", json!([]))
         }
         "/v2/rps/addDevicesByMac" => {
             let server = body["serverId"].as_str().unwrap_or("").to_string();
