@@ -8,6 +8,7 @@
 //!   `data.id`, `device/list` (devices with `id`, `serverId`, `mac`), `device/add`
 //!   `{macs, serverId}`, `device/delete` `{macs}`: fspbx `YealinkRpsCloudProvider.php` as
 //!   summarised in domain.md §5.
+//!
 //! Failures are answered the way that client reads them: HTTP 200 with `ret < 0`.
 
 use std::collections::{HashMap, HashSet};
