@@ -146,6 +146,7 @@ async fn rustls_connects_where_openssl_3_refuses_legacy_renegotiation() {
         .send()
         .await;
     let _ = server.kill();
+    let _ = server.wait();
     let r = r.expect("a TLS 1.2 handshake without renegotiation_info succeeds");
     assert_eq!(r.status(), 200);
 }
