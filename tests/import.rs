@@ -503,3 +503,66 @@ async fn a_killed_import_leaves_the_database_as_before_or_as_after() {
     let s = db_state(&env).await;
     assert_eq!((s.0, s.1), (100_000, 100_000));
 }
+
+/// Line numbers are the file's physical lines, whatever its line endings (issue: Excel's CRLF
+/// reported one too low, and an error on the first row hid every later one).
+#[test]
+fn errors_name_the_lines_an_editor_shows() {
+    let env = Env::new();
+    env.seed();
+    let lines_of = |name: &str, text: &[u8]| -> Vec<u64> {
+        let p = env.data_dir().join(name);
+        std::fs::write(&p, text).unwrap();
+        let o = env.run(&[
+            "--json",
+            "import",
+            p.to_str().unwrap(),
+            "--site",
+            "valleywide",
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["line"].as_u64().unwrap())
+            .collect()
+    };
+    let rows = ["mac,model", "ZZZZ,T54W", "YYYY,T54W", "805ec01122ab,T99"];
+    for (name, sep) in [("lf.csv", "\n"), ("crlf.csv", "\r\n"), ("cr.csv", "\r")] {
+        let text = rows.join(sep) + sep;
+        assert_eq!(lines_of(name, text.as_bytes()), [2, 3, 4], "{name}");
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend(text.as_bytes());
+        assert_eq!(
+            lines_of(&format!("bom-{name}"), &bom),
+            [2, 3, 4],
+            "BOM {name}"
+        );
+        // Blank lines count as lines.
+        let blank = format!("mac,model{sep}{sep}ZZZZ,T54W{sep}{sep}{sep}805ec01122ab,T99{sep}");
+        assert_eq!(
+            lines_of(&format!("blank-{name}"), blank.as_bytes()),
+            [3, 6],
+            "blank {name}"
+        );
+        // A quoted field spanning lines (a label may not hold a line break: refused on the line
+        // its row starts) and the next row, on the line after it ends.
+        let quoted =
+            format!("mac,model,label{sep}805ec0112201,T54W,\"two{sep}lines\"{sep}ZZZZ,T54W,x{sep}");
+        assert_eq!(
+            lines_of(&format!("quoted-{name}"), quoted.as_bytes()),
+            [2, 4],
+            "quoted {name}"
+        );
+    }
+    // A header error is only a header error.
+    let err = lines_of("head.csv", b"mac,model,bogus\r\n805ec0112201,T54W,1\r\n");
+    assert_eq!(err, [1]);
+}

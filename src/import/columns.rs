@@ -129,12 +129,66 @@ pub(super) fn sniff_delimiter(input: &Input) -> std::io::Result<u8> {
 pub(super) struct Hashing<R> {
     pub(super) inner: R,
     pub(super) hash: Sha256,
+    /// Where it is in the stream, and where each physical line after the first starts, as
+    /// an editor or Excel counts them: `\n`, `\r\n` and a lone `\r` each end one line. The
+    /// CSV reader's own count is off for CRLF and CR files.
+    pub(super) lines: LineIndex,
+}
+
+impl<R> Hashing<R> {
+    pub(super) fn new(inner: R) -> Hashing<R> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+            lines: LineIndex::default(),
+        }
+    }
+}
+
+/// Byte offsets where lines start (line 1 at 0 is implied).
+#[derive(Debug, Default)]
+pub(super) struct LineIndex {
+    starts: Vec<u64>,
+    offset: u64,
+    last_cr: bool,
+}
+
+impl LineIndex {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.offset += 1;
+            match b {
+                b'\r' => {
+                    self.starts.push(self.offset);
+                    self.last_cr = true;
+                }
+                b'\n' if self.last_cr && self.starts.last() == Some(&(self.offset - 1)) => {
+                    // CRLF: one line break; the next line starts after the LF.
+                    if let Some(l) = self.starts.last_mut() {
+                        *l = self.offset;
+                    }
+                    self.last_cr = false;
+                }
+                b'\n' => {
+                    self.starts.push(self.offset);
+                    self.last_cr = false;
+                }
+                _ => self.last_cr = false,
+            }
+        }
+    }
+
+    /// The physical line (1-based) that the byte at `offset` is on.
+    pub(super) fn line_of(&self, offset: u64) -> u64 {
+        self.starts.partition_point(|s| *s <= offset) as u64 + 1
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
+        self.lines.feed(&buf[..n]);
         Ok(n)
     }
 }

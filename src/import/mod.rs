@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::mac::Mac;
 use crate::manage::{Error, Manager};
@@ -113,25 +113,34 @@ fn pass(
     mut each: impl FnMut(Planned) -> Result<(), Error>,
 ) -> Result<(u64, Vec<u8>), Error> {
     let io = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", input.name()));
-    let reader = Hashing {
-        inner: skip_bom(input.open().map_err(io)?).map_err(io)?,
-        hash: Sha256::new(),
-    };
+    let reader = Hashing::new(skip_bom(input.open().map_err(io)?).map_err(io)?);
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(reader);
+    let header_errors = errors.len();
     p.cols = header(&mut rdr, errors);
+    // A header error is only a header error: rows are still read (and counted) but not judged.
+    let header_failed = errors.len() > header_errors;
     let width = rdr.headers().map(|h| h.len()).unwrap_or(0);
     let mut rows = 0;
     let mut rec = csv::StringRecord::new();
     loop {
-        let line = rdr.position().line();
+        let start = rdr.position().byte();
         match rdr.read_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {
-                let line = rec.position().map(|p| p.line()).unwrap_or(line);
+                // The reader's start position lands before skipped blank lines: count back
+                // from where the record ended, by the line breaks inside its quoted fields.
+                let end = rdr.position().byte();
+                let breaks: u64 = rec.iter().map(line_breaks).sum();
+                let line = rdr
+                    .get_ref()
+                    .lines
+                    .line_of(end.saturating_sub(1).max(start))
+                    .saturating_sub(breaks)
+                    .max(1);
                 if rec.iter().all(|f| f.trim().is_empty()) {
                     continue;
                 }
@@ -148,7 +157,7 @@ fn pass(
                     });
                     continue;
                 }
-                if errors.iter().any(|e| e.line == 1) {
+                if header_failed {
                     continue;
                 }
                 if let Some(plan) = p.row(line, &rec, errors) {
@@ -157,7 +166,8 @@ fn pass(
             }
             Err(e) => {
                 rows += 1;
-                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                let byte = e.position().map(|p| p.byte()).unwrap_or(start);
+                let line = rdr.get_ref().lines.line_of(byte);
                 let message = match e.kind() {
                     csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8 text".to_string(),
                     _ => e.to_string(),
@@ -173,6 +183,14 @@ fn pass(
     }
     let hash = rdr.into_inner().hash.finalize().to_vec();
     Ok((rows, hash))
+}
+
+/// Line breaks in a field (`\r\n`, `\r` and `\n` each one), for fields quoted across lines.
+fn line_breaks(f: &str) -> u64 {
+    let b = f.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i] == b'\n' && (i == 0 || b[i - 1] != b'\r') || b[i] == b'\r')
+        .count() as u64
 }
 
 async fn load_existing(m: &Manager) -> Result<Existing, Error> {
