@@ -93,6 +93,9 @@ pub struct Vendor {
     /// The vendor cloud its phones are registered and redirected through (`ymcs`), if any.
     #[serde(default)]
     pub cloud: Option<String>,
+    /// Other names the brand goes by in PBXes and spreadsheets (`Poly` for Polycom).
+    #[serde(default)]
+    pub brands: Vec<String>,
     /// The format of its files, checked after every render.
     #[serde(default)]
     pub format: FileFormat,
@@ -150,9 +153,31 @@ impl Catalog {
     }
 
     /// Finds a model by any common spelling of its name.
+    /// A model by any of its spellings, with or without the brand in front (`Yealink T46U`,
+    /// `Yealink SIP-T54W`, `Polycom VVX 450`, `Poly VVX 450`) — the brand must be the model's.
     pub fn model(&self, name: &str) -> Option<&Model> {
         let want = fold(name);
-        self.models().find(|m| fold(&m.name) == want)
+        if let Some(m) = self.models().find(|m| fold(&m.name) == want) {
+            return Some(m);
+        }
+        let t = name.trim();
+        for v in &self.vendors {
+            for brand in std::iter::once(&v.display).chain(&v.brands) {
+                let Some(rest) = t
+                    .get(..brand.len())
+                    .filter(|p| p.eq_ignore_ascii_case(brand))
+                    .and_then(|_| t.get(brand.len()..))
+                    .filter(|r| r.starts_with([' ', '-', '_']))
+                else {
+                    continue;
+                };
+                let want = fold(rest.trim_start_matches([' ', '-', '_']));
+                if let Some(m) = v.models.iter().find(|m| fold(&m.name) == want) {
+                    return Some(m);
+                }
+            }
+        }
+        None
     }
 
     pub fn models(&self) -> impl Iterator<Item = &Model> {
@@ -285,6 +310,25 @@ mod tests {
         assert_eq!(c.model("vvx450").unwrap().name, "VVX_450");
         assert_eq!(c.model("VVX 450").unwrap().accounts, 12);
         assert!(c.model("T99X").is_none());
+        // With the brand in front, as PBXes and spreadsheets write them.
+        for (spelling, want) in [
+            ("Yealink T46U", "T46U"),
+            ("Yealink SIP-T54W", "T54W"),
+            ("yealink sip-t54w", "T54W"),
+            ("Polycom VVX 450", "VVX_450"),
+            ("Poly VVX450", "VVX_450"),
+        ] {
+            assert_eq!(
+                c.model(spelling).map(|m| m.name.as_str()),
+                Some(want),
+                "{spelling}"
+            );
+        }
+        assert!(
+            c.model("Polycom T46U").is_none(),
+            "the brand must be the model's"
+        );
+        assert!(c.model("Yealink T99").is_none());
         assert!(c.unknown_model_message("T99X").contains("T54W"));
     }
 

@@ -22,11 +22,15 @@ mod ymcs_cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_serve = matches!(cli.command, Command::Serve(_));
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("PHONEPROV_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if is_serve { "info" } else { "warn" })
-        });
+    // Default levels: `serve` logs what it does; `recover`'s requests, progress and outcomes are
+    // its output (the tech watches them); other commands say only what went wrong.
+    let default = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Recover(_) => "warn,phoneprov::recover=info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHONEPROV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -566,3 +566,36 @@ fn errors_name_the_lines_an_editor_shows() {
     let err = lines_of("head.csv", b"mac,model,bogus\r\n805ec0112201,T54W,1\r\n");
     assert_eq!(err, [1]);
 }
+
+/// Model names with the brand, as spreadsheets and PBXes write them, everywhere.
+#[test]
+fn model_names_with_the_brand() {
+    let env = Env::new();
+    env.seed();
+    let p = env.data_dir().join("brands.csv");
+    std::fs::write(&p, "mac,model,site\n805ec0000301,Yealink T46U,valleywide\n0004f2000302,Polycom VVX 450,valleywide\n805ec0000303,Yealink SIP-T54W,valleywide\n").unwrap();
+    env.ok(&["import", p.to_str().unwrap()]);
+    assert_eq!(
+        env.json(&["phone", "show", "0004f2000302"])["model"],
+        "VVX_450"
+    );
+    env.ok(&[
+        "phone",
+        "add",
+        "805ec0000304",
+        "--model",
+        "Yealink T31G",
+        "--site",
+        "valleywide",
+    ]);
+    let err = env.refused(&[
+        "phone",
+        "add",
+        "805ec0000305",
+        "--model",
+        "Yealink T99",
+        "--site",
+        "valleywide",
+    ]);
+    assert!(err.contains("T99"), "{err}");
+}

@@ -67,15 +67,16 @@ pub fn sigint(pid: u32) {
         .unwrap();
 }
 
-/// Starts `phoneprov recover --image IMAGE` on a free loopback port (logging at info) and waits
-/// until it listens; the child and its `host:port`.
+/// Starts `phoneprov recover --image IMAGE` on a free loopback port at its default log level
+/// (its requests, progress and outcomes are its output) and waits until it listens; the child
+/// and its `host:port`.
 pub fn spawn_recover(env: &Env, image: &Path) -> (std::process::Child, String) {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap().to_string();
     drop(sock);
     let child = std::process::Command::new(bin())
         .env("PHONEPROV_DATA_DIR", env.data_dir())
-        .env("PHONEPROV_LOG", "info")
+        .env_remove("PHONEPROV_LOG")
         .args([
             "recover",
             "--image",
