@@ -339,7 +339,7 @@ impl Manager {
         let n = store::count_phones(&mut tx, site.id).await?;
         if n > 0 && !force {
             return Err(Error::Conflict(format!(
-                "site '{name}' still has {n} phone(s); remove them first, or pass --force to remove them with the site"
+                "site '{name}' still has {n} phone(s); remove them first, or force it to remove them with the site (CLI --force, API ?force=true)"
             )));
         }
         let removed = store::delete_site_phones(&mut tx, site.id).await?;

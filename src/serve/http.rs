@@ -78,6 +78,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(super::ymcs_api::operation),
         )
         .route("/export", get(export_csv))
+        .fallback(super::api_errors::not_found)
+        .layer(middleware::from_fn(super::api_errors::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

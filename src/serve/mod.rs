@@ -1,6 +1,7 @@
 //! `run`: binds every transport, starts the background jobs (publisher, last-seen flush),
 //! serves until `shutdown` resolves, then drains and flushes.
 
+mod api_errors;
 pub mod http;
 pub mod tftp;
 pub mod tls;
