@@ -112,6 +112,20 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// `phoneprov recover`: refuses a denied or ill-fitting image, then answers image requests
 /// until Ctrl-C and prints a summary per phone.
+/// A secret given on the command line: `-` reads it from standard input — on a terminal with a
+/// prompt and without echo, else one line of a pipe — so it stays out of shell history and `ps`.
+fn secret(value: String, what: &str) -> anyhow::Result<String> {
+    if value != "-" {
+        return Ok(value);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Ok(rpassword::prompt_password(format!("{what}: "))?);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 async fn recover_cmd(
     m: &Manager,
     args: phoneprov::config::RecoverArgs,
@@ -319,14 +333,10 @@ async fn command(
             sip,
         }) => {
             let ntp = (!ntp.is_empty()).then_some(ntp);
-            let auth_password = match access.auth_password.as_deref() {
-                Some("-") => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    Some(line.trim_end_matches(['\r', '\n']).to_string())
-                }
-                other => other.map(str::to_string),
-            };
+            let auth_password = access
+                .auth_password
+                .map(|p| secret(p, "provisioning password"))
+                .transpose()?;
             let allow_nets = match (access.any_net, access.allow_net.is_empty()) {
                 (true, _) => Some(Vec::new()),
                 (false, false) => Some(access.allow_net),
@@ -425,6 +435,7 @@ async fn command(
             label,
             domain,
         }) => {
+            let password = secret(password, &format!("SIP password for line {n} of {mac}"))?;
             let v = m
                 .line_set(
                     &mac,

@@ -686,3 +686,65 @@ fn settings_file_env_and_flags_in_that_order() {
     let err = env.refused(&["site", "list"]);
     assert!(err.contains("must start with http:// or https://"), "{err}");
 }
+
+/// `-` reads a secret from standard input, for every secret flag (issue: `line set --password -`
+/// stored a literal `-`).
+#[test]
+fn secrets_from_standard_input() {
+    use std::io::Write;
+    let env = Env::new();
+    env.seed();
+    let piped = |args: &[&str], input: &str| {
+        let mut c = std::process::Command::new(bin())
+            .env("PHONEPROV_DATA_DIR", env.data_dir())
+            .env("PHONEPROV_PUBLIC_URL", PUBLIC_URL)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    piped(
+        &[
+            "line",
+            "set",
+            T54W_MAC,
+            "1",
+            "--user",
+            "201",
+            "--password",
+            "-",
+        ],
+        "From-Stdin-77\n",
+    );
+    let cfg = env.ok(&["render", T54W_MAC, &format!("{T54W_MAC}.cfg")]);
+    assert_eq!(
+        yealink_value(&cfg, "account.1.password"),
+        Some("From-Stdin-77")
+    );
+    piped(
+        &[
+            "site",
+            "update",
+            "valleywide",
+            "--auth-user",
+            "prov-x",
+            "--auth-password",
+            "-",
+        ],
+        "Prov-From-Stdin-9\r\n",
+    );
+    let common = env.ok(&["render", T54W_MAC, "y000000000096.cfg"]);
+    assert_eq!(
+        yealink_value(&common, "static.auto_provision.server.password"),
+        Some("Prov-From-Stdin-9")
+    );
+}

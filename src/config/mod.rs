@@ -326,7 +326,9 @@ pub enum LineCmd {
         /// Authentication user, if it differs from --user.
         #[arg(long)]
         auth_user: Option<String>,
-        #[arg(long)]
+        /// SIP password; "-" reads it from standard input (a prompt without echo on a
+        /// terminal), keeping it out of shell history and the process list.
+        #[arg(long, value_name = "PASSWORD")]
         password: String,
         #[arg(long, value_name = "TEXT")]
         display_name: Option<String>,

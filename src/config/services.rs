@@ -10,8 +10,8 @@ pub struct AccessArgs {
     /// rotation: the old login is still accepted for --rotation-window.
     #[arg(long, value_name = "USER")]
     pub auth_user: Option<String>,
-    /// Password of the login ("-" reads it from standard input, keeping it out of the
-    /// process list).
+    /// Password of the login ("-" reads it from standard input — a prompt without echo on a
+    /// terminal — keeping it out of shell history and the process list).
     #[arg(long, value_name = "PASSWORD")]
     pub auth_password: Option<String>,
     /// Remove the login: the site's files need no credentials.
