@@ -63,10 +63,26 @@ fn main() -> ExitCode {
                 }
             };
             let code = if refused { 2 } else { 1 };
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(code)
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text the message already carries
+/// (errors that print their source) is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if !out.contains(&t) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&t);
+        }
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

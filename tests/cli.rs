@@ -748,3 +748,24 @@ fn secrets_from_standard_input() {
         Some("Prov-From-Stdin-9")
     );
 }
+
+/// An error says its cause once, with a hint where one helps (issue: "Address already in use
+/// (os error 98): Address already in use (os error 98)").
+#[test]
+fn errors_say_their_cause_once() {
+    let env = Env::new();
+    env.seed();
+    let srv = env.start();
+    let o = env.run(&["serve", "--http", &srv.addr.to_string(), "--tftp", "off"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    assert!(err.contains("--http"), "{err}");
+    drop(srv);
+    std::fs::write(
+        env.data_dir().join("firmware-policy.toml"),
+        "[[deny]]\nvendor = \"yealink\"\nversions = [\"9x\"]\n",
+    )
+    .unwrap();
+    let err = env.refused(&["policy", "show"]);
+    assert_eq!(err.matches("is not a version").count(), 1, "{err}");
+}

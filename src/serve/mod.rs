@@ -58,13 +58,29 @@ pub struct Bound {
     pub https: Option<(SocketAddr, String)>,
 }
 
+/// A listener that could not be bound, with the flag that chooses another address.
+fn bind_error(addr: String, source: std::io::Error, flag: &str) -> ServeError {
+    let hint = match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(" (another server, or another phoneprov, holds it: choose another with {flag})")
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or choose another with {flag})"
+        ),
+        _ => String::new(),
+    };
+    ServeError::Bind { addr, source, hint }
+}
+
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{hint}")]
     Bind {
         addr: String,
         source: std::io::Error,
+        /// What to do about it, where something helps.
+        hint: String,
     },
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -94,20 +110,16 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let listener = TcpListener::bind(&cfg.http)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: cfg.http.clone(),
-            source,
-        })?;
+        .map_err(|source| bind_error(cfg.http.clone(), source, "--http ADDR:PORT"))?;
     let addr = listener.local_addr()?;
     let tftp_sock = match &cfg.tftp {
-        Some(a) => Some(
-            UdpSocket::bind(a)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: format!("udp {a}"),
-                    source,
-                })?,
-        ),
+        Some(a) => Some(UdpSocket::bind(a).await.map_err(|source| {
+            bind_error(
+                format!("udp {a}"),
+                source,
+                "--tftp ADDR:PORT, or --tftp off",
+            )
+        })?),
         None => None,
     };
     let tftp_addr = tftp_sock.as_ref().map(|s| s.local_addr()).transpose()?;
@@ -125,11 +137,8 @@ pub async fn run(
                 }
             };
             let config = tls::load(&files).await?;
-            let std_listener =
-                std::net::TcpListener::bind(a).map_err(|source| ServeError::Bind {
-                    addr: a.clone(),
-                    source,
-                })?;
+            let std_listener = std::net::TcpListener::bind(a)
+                .map_err(|source| bind_error(a.clone(), source, "--https ADDR:PORT"))?;
             std_listener.set_nonblocking(true)?;
             let addr = std_listener.local_addr()?;
             Some((std_listener, config, files, addr))
