@@ -87,7 +87,7 @@ fn error_text(e: &anyhow::Error) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&cli)?;
-    ensure_data_dir(&settings.data_dir)?;
+    ensure_data_dir(&settings, creates_data(&cli.command))?;
     let store = Store::open(&settings.db_path())
         .await
         .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
@@ -112,11 +112,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     result
 }
 
-fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+/// Commands that put data into a data dir, and so may make one. The others, given a data dir
+/// that holds no database (a typo in `--data-dir`, another folder), say so instead of reading an
+/// empty one.
+fn creates_data(c: &Command) -> bool {
+    use phoneprov::config::{FirmwareCmd, PbxCmd, PhoneCmd, SiteCmd, TokenCmd};
+    matches!(
+        c,
+        Command::Serve(_)
+            | Command::Recover(_)
+            | Command::Import { .. }
+            | Command::Site(SiteCmd::Add { .. })
+            | Command::Phone(PhoneCmd::Add { .. })
+            | Command::Firmware(FirmwareCmd::Add { .. })
+            | Command::Token(TokenCmd::New { .. })
+            | Command::Pbx(PbxCmd::Add { .. })
+    )
+}
+
+fn ensure_data_dir(settings: &Settings, creates: bool) -> anyhow::Result<()> {
+    let dir = &settings.data_dir;
+    if settings.db_path().exists() {
+        return Ok(());
+    }
+    if !creates {
+        return Err(manage::Error::Invalid(format!(
+            "no data dir at {} (no phoneprov.sqlite there): run from the folder that holds it, or give --data-dir or PHONEPROV_DATA_DIR; `site add`, `import` and `serve` make a new one",
+            dir.display()
+        ))
+        .into());
+    }
     if dir.exists() {
         return Ok(());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    eprintln!("phoneprov: created the data dir {}", dir.display());
     // The data dir holds SIP passwords: private from the start.
     #[cfg(unix)]
     {

@@ -105,6 +105,9 @@ pub fn site_text(v: &SiteView) -> String {
         "site:             {}\nprovisioning URL: {}\nSIP server:       {}:{} ({})\nphones:           {}\n",
         s.name, v.provisioning_url, s.sip_server, s.sip_port, s.transport, v.phones
     );
+    for w in &v.warnings {
+        out.push_str(&format!("WARNING:          {w}\n"));
+    }
     match (&s.sip.outbound_proxy, &s.sip.outbound_proxy_2) {
         (Some(p), Some(p2)) => out.push_str(&format!("outbound proxy:   {p}, failover {p2}\n")),
         (Some(p), None) => out.push_str(&format!("outbound proxy:   {p}\n")),

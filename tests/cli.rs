@@ -769,3 +769,64 @@ fn errors_say_their_cause_once() {
     let err = env.refused(&["policy", "show"]);
     assert_eq!(err.matches("is not a version").count(), 1, "{err}");
 }
+
+/// A typo in --data-dir, or running from another folder, does not silently read an empty
+/// data dir: only commands that create data make one, and they say so.
+#[test]
+fn only_commands_that_create_data_make_a_data_dir() {
+    let env = Env::new();
+    let typo = env.data_dir().join("typo");
+    let t = typo.to_str().unwrap();
+    for args in [
+        vec!["site", "list"],
+        vec!["phone", "show", T54W_MAC],
+        vec!["export"],
+        vec!["policy", "show"],
+    ] {
+        let mut a = vec!["--data-dir", t];
+        a.extend(args.iter().copied());
+        let err = env.refused(&a);
+        assert!(
+            err.contains(&format!("no data dir at {t}")),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} made {t}");
+    }
+    let o = env.run(&[
+        "--data-dir",
+        t,
+        "site",
+        "add",
+        "x",
+        "--sip-server",
+        "pbx.example.com",
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("created the data dir {t}")));
+    let o = env.run(&["--data-dir", t, "site", "list"]);
+    assert!(o.status.success());
+}
+
+/// A loopback provisioning URL is shown with a warning (CLI and API JSON), until public_url is set.
+#[test]
+fn a_loopback_provisioning_url_is_flagged() {
+    let env = Env::bare();
+    let out = env.ok(&["site", "add", "x", "--sip-server", "pbx.example.com"]);
+    assert!(
+        out.contains("WARNING:") && out.contains("public_url"),
+        "{out}"
+    );
+    assert!(
+        env.json(&["site", "show", "x"])["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("loopback")
+    );
+    std::fs::write(
+        env.data_dir().join("phoneprov.toml"),
+        "public_url = \"http://prov.example.net:8080\"\n",
+    )
+    .unwrap();
+    let out = env.ok(&["site", "show", "x"]);
+    assert!(!out.contains("WARNING"), "{out}");
+}

@@ -144,6 +144,9 @@ pub struct SiteView {
     /// With a login: how many of the site's phones have fetched a file with the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phones_on_current_login: Option<i64>,
+    /// What would stop phones from reaching the site (a loopback provisioning URL).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A new phone.
@@ -255,6 +258,20 @@ fn check_site_name(name: &str) -> Result<()> {
 }
 
 /// `host` or `host:port` (IPv6 as `[::1]:5060`).
+/// Whether a URL's host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+pub fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A SIP domain: a host name (letters, digits, '.', '-'), 1 to 253 characters.
 pub(crate) fn check_domain(field: &str, d: &str) -> std::result::Result<(), String> {
     let ok = !d.is_empty()
@@ -408,16 +425,24 @@ impl Manager {
     }
 
     pub fn view_site(&self, site: Site, phones: i64) -> SiteView {
+        let provisioning_url = self
+            .renderer
+            .get()
+            .urls()
+            .site_url(&site)
+            .unwrap_or_else(|e| format!("(none: {e})"));
+        let mut warnings = Vec::new();
+        if url_is_loopback(&provisioning_url) {
+            warnings.push(format!(
+                "the provisioning URL {provisioning_url} is on this machine's loopback: phones would be told to provision from themselves. Set public_url in <data-dir>/phoneprov.toml (or PHONEPROV_PUBLIC_URL) to the address phones reach this server at"
+            ));
+        }
         SiteView {
-            provisioning_url: self
-                .renderer
-                .get()
-                .urls()
-                .site_url(&site)
-                .unwrap_or_else(|e| format!("(none: {e})")),
+            provisioning_url,
             site,
             phones,
             phones_on_current_login: None,
+            warnings,
         }
     }
 }
