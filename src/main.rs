@@ -560,7 +560,9 @@ async fn command(
                     .into());
                 }
             }
-            // Check the YMCS settings before importing, so a typo there costs nothing.
+            // Without --confirm, YMCS steps make the whole command a plan: nothing is imported,
+            // YMCS is only read, exit 3. Check the YMCS settings first, so a typo costs nothing.
+            let plan_only = !ymcs.is_empty() && !confirm && !dry_run;
             let mut clouds = match ymcs.is_empty() || dry_run {
                 true => None,
                 false => Some(ymcs_cmd::clouds_for(data_dir, &ymcs)?),
@@ -568,7 +570,7 @@ async fn command(
             let input = phoneprov::import::Input::Path(file);
             let opts = phoneprov::import::Options {
                 site,
-                dry_run,
+                dry_run: dry_run || plan_only,
                 allow_move,
                 ..Default::default()
             };
@@ -587,11 +589,12 @@ async fn command(
                 return Ok(ExitCode::from(2));
             }
             if let Some(c) = clouds.as_mut() {
-                // The import stands whatever YMCS says; the report names MACs to retry.
-                let macs: Vec<String> = report.macs.iter().map(|m| m.to_string()).collect();
+                // The import stands whatever YMCS says; the report names what to retry.
                 let mut code = ExitCode::SUCCESS;
+                let all = m.targets_of(report.planned.clone()).await?;
+                let site_names: Vec<String> = all.iter().map(|(s, _)| s.name.clone()).collect();
                 for w in &ymcs {
-                    let targets = m.phones_for(None, &macs).await?;
+                    let targets = all.clone();
                     let r = match w.as_str() {
                         "register" => match c.ymcs() {
                             Ok(y) => {
@@ -614,13 +617,27 @@ async fn command(
                             }
                         }
                         Err(e) => {
+                            let op = if w == "rps" { "rps-add" } else { "register" };
+                            let retry: Vec<String> = site_names
+                                .iter()
+                                .map(|s| format!("phoneprov ymcs {op} --site {s} --confirm"))
+                                .collect();
                             eprintln!(
-                                "error: import done, but YMCS {w} failed: {e}; retry with: phoneprov ymcs {} --site ... --confirm",
-                                if w == "rps" { "rps-add" } else { "register" }
+                                "error: {}YMCS {w} failed: {e}\nretry with: {}",
+                                if plan_only { "" } else { "import done, but " },
+                                retry.join("\n            ")
                             );
                             code = ExitCode::from(1);
                         }
                     }
+                }
+                if plan_only && code != ExitCode::from(1) {
+                    if !json {
+                        println!(
+                            "[DRY RUN] nothing was imported and nothing sent to Yealink's cloud; re-run with --confirm to import and do the YMCS steps."
+                        );
+                    }
+                    return Ok(ExitCode::from(ymcs_cmd::DRY_RUN));
                 }
                 return Ok(code);
             }

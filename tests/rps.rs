@@ -309,3 +309,53 @@ fn status_says_which_rps_api_the_keys_reach() {
     let (_, out, _) = run(&env, &["ymcs", "status"]);
     assert!(out.contains("RPS management API (v1): key works"), "{out}");
 }
+
+/// `import --ymcs register,rps` without `--confirm` is a plan of the whole step: nothing
+/// imported, YMCS only read, exit 3 (issue: the README said "plan", the import applied).
+#[test]
+fn import_with_cloud_steps_without_confirm_is_a_plan() {
+    let env = Env::new();
+    env.seed();
+    let ymcs = ymcs_fake(Default::default());
+    let rps = common::rps_v1::Fake::start(Default::default());
+    connect_ymcs(&env, &ymcs);
+    connect_rps(&env, &rps, common::rps_v1::SECRET);
+    let csv = env.data_dir().join("plan.csv");
+    std::fs::write(&csv, "mac,model,site,line1_user,line1_password\n805ec0000401,T54W,valleywide,401,pw-401-secret\n").unwrap();
+    let (code, out, err) = run(
+        &env,
+        &["import", csv.to_str().unwrap(), "--ymcs", "register,rps"],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("[DRY RUN] register 805ec0000401"), "{out}");
+    assert!(out.contains("[DRY RUN] rps-add 805ec0000401"), "{out}");
+    assert!(out.contains("nothing was imported"), "{out}");
+    assert!(
+        env.run(&["phone", "show", "805ec0000401"]).status.code() != Some(0),
+        "not imported"
+    );
+    ymcs.with(|st| assert!(st.devices.is_empty()));
+    rps.with(|st| assert!(st.servers.is_empty() && st.devices.is_empty()));
+    // A cloud failure names pasteable commands to retry.
+    rps.with(|st| {
+        st.fail_next.insert(
+            "/api/open/v1/server/list".into(),
+            "service unavailable".into(),
+        );
+    });
+    let (code, _, err) = run(
+        &env,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--ymcs",
+            "rps",
+            "--confirm",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("retry with: phoneprov ymcs rps-add --site valleywide --confirm"),
+        "{err}"
+    );
+}

@@ -102,6 +102,9 @@ pub struct Report {
     /// Every phone of the file (for follow-up work such as YMCS registration).
     #[serde(skip)]
     pub macs: Vec<crate::mac::Mac>,
+    /// Every phone of the file as it is (or, in a dry run, would be) after the import.
+    #[serde(skip)]
+    pub planned: Vec<crate::model::Phone>,
 }
 
 /// Runs one pass over the file, calling `each` with every planned row; returns the file's hash.
@@ -264,6 +267,7 @@ pub async fn import(
         unchanged: u64,
         sites: BTreeSet<i64>,
         macs: Vec<crate::mac::Mac>,
+        planned: Vec<crate::model::Phone>,
     }
     let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let c2 = counts.clone();
@@ -277,6 +281,7 @@ pub async fn import(
             Change::Unchanged => c.unchanged += 1,
         }
         c.macs.push(plan.phone.mac);
+        c.planned.push(plan.phone.clone());
         if plan.change != Change::Unchanged {
             c.sites.insert(plan.phone.site_id);
             c.sites.extend(plan.old_site);
@@ -296,6 +301,7 @@ pub async fn import(
         rows,
         dry_run: opts.dry_run,
         macs: c.macs,
+        planned: c.planned,
         sites: c
             .sites
             .iter()

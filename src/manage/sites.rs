@@ -236,6 +236,24 @@ impl Manager {
 
     /// Phones for a YMCS operation: those of a site, or the named MACs (each must be ours),
     /// grouped by site.
+    /// Phones grouped with their sites (for cloud jobs on phones not yet stored: a plan).
+    pub async fn targets_of(&self, phones: Vec<Phone>) -> Result<Vec<(Site, Vec<Phone>)>> {
+        let mut conn = self.store.conn().await?;
+        let mut by_site: Vec<(Site, Vec<Phone>)> = Vec::new();
+        for p in phones {
+            match by_site.iter_mut().find(|(s, _)| s.id == p.site_id) {
+                Some((_, v)) => v.push(p),
+                None => {
+                    let s = store::site_by_id(&mut conn, p.site_id)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(format!("no site with id {}", p.site_id)))?;
+                    by_site.push((s, vec![p]));
+                }
+            }
+        }
+        Ok(by_site)
+    }
+
     pub async fn phones_for(
         &self,
         site: Option<&str>,
