@@ -30,6 +30,29 @@ pub enum FetchResult {
 }
 
 impl FetchResult {
+    pub const ALL: [FetchResult; 6] = [
+        FetchResult::Served,
+        FetchResult::NotFound,
+        FetchResult::Unauthorized,
+        FetchResult::RefusedNetwork,
+        FetchResult::RefusedTransport,
+        FetchResult::Banned,
+    ];
+
+    /// A result by its name, or an error listing the names.
+    pub fn parse(s: &str) -> Result<FetchResult, String> {
+        let t = s.trim().to_ascii_lowercase();
+        FetchResult::ALL
+            .into_iter()
+            .find(|r| r.as_str() == t)
+            .ok_or_else(|| {
+                format!(
+                    "result '{s}' must be one of {}",
+                    FetchResult::ALL.map(|r| r.as_str()).join(", ")
+                )
+            })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FetchResult::Served => "served",

@@ -16,13 +16,25 @@ pub use services::*;
 #[command(name = "phoneprov", version, about)]
 pub struct Cli {
     /// Directory holding the database, the admin token, uploads and template overrides.
-    #[arg(long, env = "PHONEPROV_DATA_DIR", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "PHONEPROV_DATA_DIR",
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// Base URL phones reach this server at (e.g. http://prov.example.com:8080). Rendered
     /// files and site URLs are built from it, so every command should agree on it: put it in
     /// the settings file.
-    #[arg(long, env = "PHONEPROV_PUBLIC_URL", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "PHONEPROV_PUBLIC_URL",
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub public_url: Option<String>,
 
     /// Base HTTPS URL phones reach this server at (e.g. https://prov.example.com:8443), for
@@ -31,16 +43,23 @@ pub struct Cli {
         long,
         env = "PHONEPROV_PUBLIC_HTTPS_URL",
         global = true,
+        help_heading = "Global options",
         value_name = "URL"
     )]
     pub public_https_url: Option<String>,
 
     /// Settings file (TOML). Default: <data-dir>/phoneprov.toml, if it exists.
-    #[arg(long, env = "PHONEPROV_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "PHONEPROV_CONFIG",
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     #[command(subcommand)]
@@ -73,6 +92,7 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Import phones and lines from CSV: all rows validated first, then all or nothing.
     Import {
+        /// The CSV file (a header row, then a row per phone).
         file: PathBuf,
         /// Site for rows without a site column value.
         #[arg(long)]
@@ -92,6 +112,7 @@ pub enum Command {
     },
     /// Write phones and lines as CSV that `import` reads back unchanged.
     Export {
+        /// Only this site's phones.
         #[arg(long)]
         site: Option<String>,
         /// Include SIP passwords (otherwise blank; an import keeps the stored ones).
@@ -99,7 +120,12 @@ pub enum Command {
         with_secrets: bool,
     },
     /// Print exactly the bytes a phone would get (without FILE: the names of its files).
-    Render { mac: String, file: Option<String> },
+    Render {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+        mac: String,
+        /// Only this file (default: the names of every file the phone gets).
+        file: Option<String>,
+    },
     /// Admin API tokens (kept as hashes).
     #[command(subcommand)]
     Token(TokenCmd),
@@ -112,10 +138,13 @@ pub enum Command {
     Ymcs(YmcsCmd),
     /// Fetches of sensitive files (per-MAC and rendered files), newest first.
     Audit {
+        /// Only this site's fetches.
         #[arg(long)]
         site: Option<String>,
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
         #[arg(long)]
         mac: Option<String>,
+        /// Only fetches from this IP address.
         #[arg(long, value_name = "IP")]
         peer: Option<String>,
         /// served, not-found, unauthorized, refused-network, refused-transport, banned.
@@ -124,6 +153,7 @@ pub enum Command {
         /// Only the last DURATION (e.g. 1h, 7d).
         #[arg(long, value_name = "DURATION")]
         since: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -214,6 +244,7 @@ pub struct SipArgs {
 pub enum SiteCmd {
     /// Create a site.
     Add {
+        /// Site name: lowercase letters, digits, '-' and '_'.
         name: String,
         /// The PBX's SIP server, HOST or HOST:PORT.
         #[arg(long, value_name = "HOST[:PORT]")]
@@ -239,9 +270,12 @@ pub enum SiteCmd {
     },
     /// Change a site.
     Update {
+        /// Site name: lowercase letters, digits, '-' and '_'.
         name: String,
+        /// The account's SIP domain and registrar, HOST or HOST:PORT.
         #[arg(long, value_name = "HOST[:PORT]")]
         sip_server: Option<String>,
+        /// SIP transport: udp, tcp, tls, or dns.
         #[arg(long)]
         transport: Option<String>,
         /// Time zone; an empty value removes it.
@@ -268,9 +302,13 @@ pub enum SiteCmd {
     /// List sites.
     List,
     /// Show a site and its provisioning URL.
-    Show { name: String },
+    Show {
+        /// Site name.
+        name: String,
+    },
     /// Remove a site.
     Rm {
+        /// Site name: lowercase letters, digits, '-' and '_'.
         name: String,
         /// Also remove the site's phones.
         #[arg(long)]
@@ -282,11 +320,15 @@ pub enum SiteCmd {
 pub enum PhoneCmd {
     /// Enrol a phone.
     Add {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
         mac: String,
+        /// Model: T54W, VVX_450 … ("Yealink T46U", "Polycom VVX 450" work too).
         #[arg(long)]
         model: String,
+        /// The site the phone belongs to.
         #[arg(long)]
         site: String,
+        /// A label for people: lists and file comments.
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
         /// Serial number, as on the phone's label (Yealink's cloud needs it for RPS without
@@ -296,7 +338,9 @@ pub enum PhoneCmd {
     },
     /// Change a phone's label or serial number.
     Update {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
         mac: String,
+        /// A label for people: lists and file comments.
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
         /// Serial number; an empty value removes it.
@@ -305,20 +349,29 @@ pub enum PhoneCmd {
     },
     /// List phones.
     List {
+        /// Only this site's phones.
         #[arg(long)]
         site: Option<String>,
     },
     /// Show a phone, its lines and when it last fetched its files.
-    Show { mac: String },
+    Show {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+        mac: String,
+    },
     /// Remove a phone.
-    Rm { mac: String },
+    Rm {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+        mac: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LineCmd {
     /// Create or replace line N of a phone.
     Set {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
         mac: String,
+        /// Line number, 1 to the model's number of accounts.
         n: u32,
         /// SIP user (the address's user part).
         #[arg(long)]
@@ -330,8 +383,10 @@ pub enum LineCmd {
         /// terminal), keeping it out of shell history and the process list.
         #[arg(long, value_name = "PASSWORD")]
         password: String,
+        /// Name on the phone's screen (default: the user).
         #[arg(long, value_name = "TEXT")]
         display_name: Option<String>,
+        /// Line key label (default: the display name).
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
         /// The account's SIP domain, when it is not the site's --sip-server (a multi-tenant
@@ -340,13 +395,19 @@ pub enum LineCmd {
         domain: Option<String>,
     },
     /// Remove line N of a phone.
-    Rm { mac: String, n: u32 },
+    Rm {
+        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+        mac: String,
+        /// Line number.
+        n: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum FirmwareCmd {
     /// Store an image (refused if the policy denies it).
     Add {
+        /// The image file (its published name says vendor, version and models).
         file: PathBuf,
         /// The version, when the file name does not say it (required for Polycom sip.ld).
         #[arg(long)]
@@ -358,7 +419,10 @@ pub enum FirmwareCmd {
     /// List stored images with what the policy says of each.
     List,
     /// Remove a stored image (by version or sha256).
-    Rm { image: String },
+    Rm {
+        /// A stored image: its version, or 8+ digits of its sha256.
+        image: String,
+    },
     /// Make an image the target of a site, a model within a site, or one phone.
     Assign {
         /// Version or sha256 of a stored image.
@@ -373,9 +437,11 @@ pub enum FirmwareCmd {
     },
     /// Say what the policy says of a file, and why; store nothing.
     Check {
+        /// The image file (its published name says vendor, version and models).
         file: PathBuf,
         #[arg(long)]
         version: Option<String>,
+        /// Models it is for, comma-separated (when its name does not say).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
     },
@@ -386,10 +452,13 @@ pub enum FirmwareCmd {
 /// Where a firmware target goes.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
+    /// Assign for the whole site (with --model: that model in the site).
     #[arg(long)]
     pub site: Option<String>,
+    /// Within the site, phones of this model only.
     #[arg(long)]
     pub model: Option<String>,
+    /// This phone only (MAC): the first step of a staged rollout.
     #[arg(long, value_name = "MAC")]
     pub phone: Option<String>,
 }
@@ -422,10 +491,13 @@ pub struct RecoverArgs {
 /// Which layer a setting lives at.
 #[derive(Debug, Args)]
 pub struct LayerArgs {
+    /// Site layer: phones of this site (with --model: of that model in the site).
     #[arg(long)]
     pub site: Option<String>,
+    /// Model layer: phones of this model.
     #[arg(long)]
     pub model: Option<String>,
+    /// Phone layer: this phone (MAC).
     #[arg(long, value_name = "MAC")]
     pub phone: Option<String>,
     /// With --site alone: only this vendor's phones (yealink, polycom).
@@ -439,13 +511,16 @@ pub enum SettingCmd {
     Set {
         #[command(flatten)]
         layer: LayerArgs,
+        /// Vendor key, e.g. lang.gui.
         key: String,
+        /// Its value, written as given.
         value: String,
     },
     /// Remove KEY from a layer.
     Rm {
         #[command(flatten)]
         layer: LayerArgs,
+        /// Vendor key, e.g. lang.gui.
         key: String,
     },
     /// List the keys set at a layer.
@@ -649,5 +724,36 @@ mod tests {
         for bad in ["", "d", "7w", "-1s", "99999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is for (`--help` is the manual).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "phoneprov", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help:\n{}",
+            missing.join("\n")
+        );
     }
 }

@@ -41,6 +41,7 @@ pub struct AccessArgs {
 /// Which phones a YMCS operation acts on: a site's, or the MACs named.
 #[derive(Debug, Args)]
 pub struct YmcsTarget {
+    /// Every phone of this site.
     #[arg(long)]
     pub site: Option<String>,
     /// MACs (our phones), instead of --site.
@@ -56,6 +57,7 @@ pub enum YmcsCmd {
     Status,
     /// What YMCS knows against what we know, per MAC.
     Devices {
+        /// Every phone of this site.
         #[arg(long)]
         site: Option<String>,
     },
@@ -81,27 +83,36 @@ pub enum PbxCmd {
     /// _CLIENT_SECRET, _USERNAME, _PASSWORD (OAuth), or _TOKEN (SARK); or a table [NAME] in
     /// <data-dir>/pbx-credentials.toml (mode 0600).
     Add {
+        /// The PBX's name in phoneprov.
         name: String,
+        /// netsapiens or sark.
         #[arg(long, value_name = "netsapiens|sark")]
         kind: String,
+        /// The API's base URL (https://…; http:// only for loopback).
         #[arg(long, value_name = "URL")]
         base_url: String,
+        /// NetSapiens API version: v2, v1 or auto.
         #[arg(long, value_name = "auto|v2|v1", default_value = "auto")]
         api_version: String,
     },
     List,
     /// A PBX and the domain/site pairs synced from it.
     Show {
+        /// The PBX's name in phoneprov.
         name: String,
     },
     Rm {
+        /// The PBX's name in phoneprov.
         name: String,
     },
     /// Read the PBX's phones and lines for a domain (NetSapiens) or tenant (SARK) into a site.
     Sync {
+        /// The PBX's name in phoneprov.
         name: String,
+        /// The PBX domain (tenant) to read.
         #[arg(long, value_name = "PBX_DOMAIN_OR_TENANT")]
         domain: String,
+        /// Our site that gets the domain's phones and lines.
         #[arg(long)]
         site: String,
         /// Report what would change; change nothing.
@@ -117,9 +128,15 @@ pub enum PbxCmd {
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Make a token; it is printed once and only its hash is kept.
-    New { name: String },
+    New {
+        /// Token name (who or what uses it).
+        name: String,
+    },
     /// List tokens by name.
     List,
     /// Revoke a token (a running server stops accepting it at once).
-    Rm { name: String },
+    Rm {
+        /// Token name.
+        name: String,
+    },
 }

@@ -322,6 +322,18 @@ impl Manager {
         let mac = mac
             .map(|m| m.parse::<Mac>().map_err(|e| Error::Invalid(e.to_string())))
             .transpose()?;
+        let result = result
+            .map(|r| {
+                crate::audit::FetchResult::parse(&r)
+                    .map(|r| r.as_str().to_string())
+                    .map_err(Error::Invalid)
+            })
+            .transpose()?;
+        if let Some(p) = &peer
+            && p.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(Error::Invalid(format!("peer '{p}' is not an IP address")));
+        }
         let f = store::AuditFilter {
             site_id,
             mac: mac.map(|m| m.to_string()),
