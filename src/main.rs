@@ -286,6 +286,7 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    let data_dir = settings.data_dir.clone();
     serve::run(
         store,
         cfg,
@@ -303,7 +304,7 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
             if let Some(demo) = &demo {
                 println!(
                     "{}",
-                    output::demo_instructions(demo, bound.http, public_url)
+                    output::demo_instructions(demo, bound.http, public_url, &data_dir)
                 );
             }
             let _ = std::io::stdout().flush();

@@ -336,9 +336,45 @@ pub async fn seed_demo(
     Ok(Some(Demo { site }))
 }
 
-pub fn demo_instructions(demo: &Demo, addr: SocketAddr, public_url: &str) -> String {
+/// How to run this binary again from the current folder: its name when it is on the PATH,
+/// else its path (relative to the current folder when it is below it), with the data dir when
+/// it was given.
+fn invoked_as(data_dir: &std::path::Path) -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            let c = d.join("phoneprov");
+            exe.as_ref()
+                .is_some_and(|e| c.canonicalize().ok().as_ref() == e.canonicalize().ok().as_ref())
+        })
+    });
+    let mut me = match (on_path, &exe) {
+        (true, _) | (false, None) => "phoneprov".to_string(),
+        (false, Some(e)) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            e.strip_prefix(&cwd)
+                .map(|r| r.display().to_string())
+                .unwrap_or_else(|_| e.display().to_string())
+        }
+    };
+    let default = std::path::Path::new(phoneprov::config::DEFAULT_DATA_DIR);
+    if data_dir != default && data_dir != default.strip_prefix("./").unwrap_or(default) {
+        me.push_str(&format!(" --data-dir '{}'", data_dir.display()));
+    }
+    me
+}
+
+pub fn demo_instructions(
+    demo: &Demo,
+    addr: SocketAddr,
+    public_url: &str,
+    data_dir: &std::path::Path,
+) -> String {
     let base = format!("{public_url}/p/{}", demo.site.site.key);
     let _ = addr;
+    // The command as this binary was started (`target/release/phoneprov` under `cargo run`),
+    // so the line works as printed whether or not phoneprov is on the PATH.
+    let me = invoked_as(data_dir);
     let t = DEMO_T54W.replace(':', "");
     let v = DEMO_VVX.replace(':', "");
     format!(
@@ -350,7 +386,7 @@ pub fn demo_instructions(demo: &Demo, addr: SocketAddr, public_url: &str) -> Str
          and what the VVX 450 gets:\n\
          \x20 curl -A 'FileTransport PolycomVVX-VVX_450-UA/6.4.3.5156 Type/Application' {base}/{v}.cfg\n\
          \x20 curl -A 'FileTransport PolycomVVX-VVX_450-UA/6.4.3.5156 Type/Application' {base}/{v}-lines.cfg\n\
-         Then see it recorded:  phoneprov phone show {DEMO_T54W}\n\
+         Then see it recorded:  {me} phone show {DEMO_T54W}\n\
          An unknown MAC gets the same 404 as a missing file:\n\
          \x20 curl -i {base}/805ec0000000.cfg\n"
     )

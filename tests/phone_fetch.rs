@@ -614,6 +614,18 @@ async fn demo_serves_in_one_command() {
         };
         assert_eq!(code, want, "{c}: {}", String::from_utf8_lossy(&o.stderr));
     }
+    // The "see it recorded" command works as printed (it names the binary and the data dir
+    // it was started with, whether or not phoneprov is on the PATH).
+    let show = out
+        .lines()
+        .find_map(|l| l.split_once("Then see it recorded:").map(|(_, c)| c.trim().to_string()))
+        .expect("the phone show line");
+    let o = std::process::Command::new("sh").args(["-c", &show]).output().unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("80:5e:c0:de:00:01"),
+        "{show}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v = env.json(&["site", "show", "demo"]);
     assert_eq!(v["phones"], 2);
     // A restart with --demo does not seed twice.
