@@ -235,6 +235,7 @@ async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         );
     }
     let cfg = ServeConfig {
+        settings_file: Some(settings.file.clone()),
         http: settings.http.clone(),
         public_url: settings
             .public_url_configured

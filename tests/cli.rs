@@ -830,3 +830,24 @@ fn a_loopback_provisioning_url_is_flagged() {
     let out = env.ok(&["site", "show", "x"]);
     assert!(!out.contains("WARNING"), "{out}");
 }
+
+/// A running server says so when its settings file changes: the public URL and listen
+/// addresses take a restart.
+#[tokio::test]
+async fn a_changed_settings_file_is_announced() {
+    let env = Env::new();
+    env.seed();
+    let srv = env.start();
+    std::fs::write(
+        env.data_dir().join("phoneprov.toml"),
+        "public_url = \"http://prov.elsewhere.example\"\n",
+    )
+    .unwrap();
+    eventually(std::time::Duration::from_secs(6), || async {
+        srv.log()
+            .contains("the settings file changed: restart")
+            .then_some(())
+    })
+    .await
+    .expect("announced in the log");
+}

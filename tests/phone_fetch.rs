@@ -618,9 +618,15 @@ async fn demo_serves_in_one_command() {
     // it was started with, whether or not phoneprov is on the PATH).
     let show = out
         .lines()
-        .find_map(|l| l.split_once("Then see it recorded:").map(|(_, c)| c.trim().to_string()))
+        .find_map(|l| {
+            l.split_once("Then see it recorded:")
+                .map(|(_, c)| c.trim().to_string())
+        })
         .expect("the phone show line");
-    let o = std::process::Command::new("sh").args(["-c", &show]).output().unwrap();
+    let o = std::process::Command::new("sh")
+        .args(["-c", &show])
+        .output()
+        .unwrap();
     assert!(
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains("80:5e:c0:de:00:01"),
         "{show}: {}",

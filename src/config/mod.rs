@@ -567,6 +567,8 @@ pub struct Settings {
     pub http: String,
     /// TFTP listen address; `None` when turned off.
     pub tftp: Option<String>,
+    /// The settings file these came from (it may not exist).
+    pub file: PathBuf,
 }
 
 impl Settings {
@@ -608,6 +610,7 @@ impl Settings {
             public_https_url,
             http,
             tftp,
+            file: path,
         })
     }
 

@@ -47,6 +47,8 @@ pub struct ServeConfig {
     /// Limits for banning addresses that miss repeatedly; `None`: never ban.
     pub guard: Option<crate::access::GuardConfig>,
     pub tftp_cfg: tftp::TftpConfig,
+    /// The settings file read at start: a change to it is announced (it takes a restart).
+    pub settings_file: Option<std::path::PathBuf>,
 }
 
 /// Where the server listens, once bound.
@@ -56,6 +58,32 @@ pub struct Bound {
     pub tftp: Option<SocketAddr>,
     /// The HTTPS address and the certificate's SHA-256 fingerprint.
     pub https: Option<(SocketAddr, String)>,
+}
+
+/// Says, once per change, that the settings file changed and `serve` must restart to apply it:
+/// public URLs and listen addresses are read at start (data, templates, the firmware policy and
+/// certificates are picked up live).
+async fn watch_settings(file: std::path::PathBuf, stop: impl std::future::Future<Output = ()>) {
+    let print = |f: &std::path::Path| {
+        std::fs::metadata(f)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut last = print(&file);
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let now = print(&file);
+        if now != last {
+            last = now;
+            tracing::warn!(file = %file.display(),
+                "the settings file changed: restart `phoneprov serve` to apply it (public URLs and listen addresses are read at start; sites, phones, templates, the firmware policy and certificates need no restart)");
+        }
+    }
 }
 
 /// A listener that could not be bound, with the flag that chooses another address.
@@ -204,6 +232,9 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let pub_task = tokio::spawn(publisher.run(cfg.poll_every, wait_stop(stop_rx.clone())));
+    if let Some(f) = cfg.settings_file.clone() {
+        tokio::spawn(watch_settings(f, wait_stop(stop_rx.clone())));
+    }
     let flush_task = {
         let (seen, audit, store, stop) = (
             seen.clone(),
