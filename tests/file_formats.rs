@@ -3,27 +3,11 @@
 //! non-ASCII) — every Polycom file parses as XML (checked with xml-rs, a parser the server does
 //! not use), and every Yealink line is `key = value` with each line field written as given.
 
+mod common;
+
+use common::rng::Rng;
 use phoneprov::manage::{LayerInput, LineInput, Manager, PhoneInput, SiteInput};
 use phoneprov::store::Store;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
-    fn text(&mut self, pieces: &[&str], n: usize) -> String {
-        (0..1 + (self.next() as usize) % n)
-            .map(|_| *self.pick(pieces))
-            .collect()
-    }
-}
 
 const HOSTILE: &[&str] = &[
     "a", "Z", "7", "-", "--", " ", "]]>", "\"", "'", "&", "<", ">", "&amp;", "<!--", "-->", "é",

@@ -3,28 +3,15 @@
 //! no rendered file points at an image the policy denies, and every firmware reference names
 //! an allowed stored image that fits the phone.
 
+mod common;
+
 use std::collections::HashSet;
+
+use common::rng::Rng;
 
 use phoneprov::manage::{LineInput, Manager, PhoneInput, SiteInput};
 use phoneprov::store::Store;
 use sqlx::Connection;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-}
 
 const IMAGES: &[&str] = &[
     "T54W(T57W,T53W,T53)-96.86.0.20.rom",

@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod pbx;
+pub mod rng;
 pub mod rps_v1;
 pub mod ymcs;
 
