@@ -729,34 +729,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod help_tests {
-    use clap::CommandFactory;
-
-    /// Every argument of every command says what it is for (`--help` is the manual).
-    #[test]
-    fn every_argument_has_help() {
-        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for a in c.get_arguments() {
-                let id = a.get_id().as_str();
-                if matches!(id, "help" | "version") {
-                    continue;
-                }
-                if a.get_help().is_none() {
-                    missing.push(format!("{path} {id}"));
-                }
-            }
-            for s in c.get_subcommands() {
-                walk(s, &format!("{path} {}", s.get_name()), missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&super::Cli::command(), "phoneprov", &mut missing);
-        assert!(
-            missing.is_empty(),
-            "arguments without help:\n{}",
-            missing.join("\n")
-        );
-    }
-}
