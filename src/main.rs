@@ -451,10 +451,22 @@ async fn command(
                 .await?;
             print(json, &v, output::phone_text(&v));
         }
-        Command::Phone(PhoneCmd::Update { mac, label, sn }) => {
-            let v = m
-                .phone_update(&mac, phoneprov::manage::PhoneUpdate { label, sn })
-                .await?;
+        Command::Phone(PhoneCmd::Update {
+            mac,
+            label,
+            sn,
+            model,
+            site,
+            move_site,
+        }) => {
+            let u = phoneprov::manage::PhoneUpdate {
+                label,
+                sn,
+                model,
+                site,
+                move_site,
+            };
+            let v = m.phone_update(&mac, u).await?;
             print(json, &v, output::phone_text(&v));
         }
         Command::Phone(PhoneCmd::List { site }) => {

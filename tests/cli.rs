@@ -882,3 +882,37 @@ fn every_argument_has_help() {
         missing.join("\n")
     );
 }
+
+/// `phone update`: label, serial number, model, and site with --move.
+#[test]
+fn phone_update_changes_what_a_tech_gets_wrong() {
+    let env = Env::new();
+    env.seed();
+    env.ok(&["site", "add", "annex", "--sip-server", "pbx.example.com"]);
+    env.ok(&[
+        "phone",
+        "update",
+        T54W_MAC,
+        "--label",
+        "Lobby",
+        "--model",
+        "Yealink T57W",
+    ]);
+    let v = env.json(&["phone", "show", T54W_MAC]);
+    assert_eq!(
+        (v["label"].as_str(), v["model"].as_str()),
+        (Some("Lobby"), Some("T57W"))
+    );
+    assert!(
+        env.ok(&["render", T54W_MAC]).contains("y000000000097.cfg"),
+        "renders as a T57W"
+    );
+    // Lines the new model cannot hold are named, nothing changes.
+    let err = env.refused(&["phone", "update", T54W_MAC, "--model", "T30"]);
+    assert!(err.contains("line 2") && err.contains("T30"), "{err}");
+    assert_eq!(env.json(&["phone", "show", T54W_MAC])["model"], "T57W");
+    let err = env.refused(&["phone", "update", T54W_MAC, "--site", "annex"]);
+    assert!(err.contains("--move"), "{err}");
+    env.ok(&["phone", "update", T54W_MAC, "--site", "annex", "--move"]);
+    assert_eq!(env.json(&["phone", "show", T54W_MAC])["site"], "annex");
+}

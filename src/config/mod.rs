@@ -336,7 +336,7 @@ pub enum PhoneCmd {
         #[arg(long, value_name = "SN")]
         sn: Option<String>,
     },
-    /// Change a phone's label or serial number.
+    /// Change a phone: label, serial number, model, or site (with --move).
     Update {
         /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
         mac: String,
@@ -346,6 +346,15 @@ pub enum PhoneCmd {
         /// Serial number; an empty value removes it.
         #[arg(long, value_name = "SN")]
         sn: Option<String>,
+        /// Another model (the phone was enrolled as the wrong one).
+        #[arg(long)]
+        model: Option<String>,
+        /// Another site (needs --move).
+        #[arg(long)]
+        site: Option<String>,
+        /// Allow moving the phone to another site.
+        #[arg(long = "move")]
+        move_site: bool,
     },
     /// List phones.
     List {

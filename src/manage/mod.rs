@@ -171,6 +171,14 @@ pub struct PhoneUpdate {
     pub label: Option<String>,
     #[serde(default)]
     pub sn: Option<String>,
+    /// Another model (the phone was enrolled as the wrong one).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Another site; needs `move_site`, as a CSV import needs `--move`.
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub move_site: bool,
 }
 
 /// A line as set by a user.

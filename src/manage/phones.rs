@@ -91,7 +91,7 @@ impl Manager {
         })
     }
 
-    /// Changes a phone's label or serial number.
+    /// Changes a phone: label, serial number, model, site (only with `move_site`).
     pub async fn phone_update(&self, mac: &str, u: PhoneUpdate) -> Result<PhoneView> {
         let mac = parse_mac(mac)?;
         let mut tx = self.store.begin().await?;
@@ -103,7 +103,44 @@ impl Manager {
         if let Some(sn) = &u.sn {
             phone.sn = crate::model::parse_sn(sn).map_err(Error::Invalid)?;
         }
+        if let Some(m) = &u.model {
+            let name = model_name(m)?;
+            let accounts = Catalog::get().model(&name).map(|m| m.accounts).unwrap_or(0);
+            if let Some(l) = store::lines(&mut tx, mac)
+                .await?
+                .iter()
+                .find(|l| l.n > accounts)
+            {
+                return Err(Error::Invalid(format!(
+                    "{} has line {}, but a {name} has lines 1 to {accounts}: remove it first (line rm {} {})",
+                    mac.colon(),
+                    l.n,
+                    mac,
+                    l.n
+                )));
+            }
+            phone.model = name;
+        }
+        let old_site = phone.site_id;
+        if let Some(s) = &u.site {
+            let site = self.site_named(&mut tx, s).await?;
+            if site.id != phone.site_id && !u.move_site {
+                let from = store::site_by_id(&mut tx, phone.site_id)
+                    .await?
+                    .map(|s| s.name)
+                    .unwrap_or_default();
+                return Err(Error::Invalid(format!(
+                    "{} is enrolled in site '{from}'; moving it to '{}' needs --move (API: \"move_site\": true)",
+                    mac.colon(),
+                    site.name
+                )));
+            }
+            phone.site_id = site.id;
+        }
         store::update_phone(&mut tx, &phone).await?;
+        if old_site != phone.site_id {
+            store::log_change(&mut tx, Scope::Site(old_site)).await?;
+        }
         store::log_change(&mut tx, Scope::Phone(phone.site_id, mac)).await?;
         self.check_render(&mut tx, Scope::Phone(phone.site_id, mac))
             .await?;
