@@ -359,3 +359,19 @@ fn import_with_cloud_steps_without_confirm_is_a_plan() {
         "{err}"
     );
 }
+
+/// Missing YMCS settings are named all at once.
+#[test]
+fn missing_cloud_settings_are_named_at_once() {
+    let env = Env::new();
+    env.seed();
+    let (code, _, err) = run(&env, &["ymcs", "status"]);
+    assert_eq!(code, 2, "{err}");
+    for k in [
+        "PHONEPROV_YMCS_REGION",
+        "PHONEPROV_YMCS_KEY_ID",
+        "PHONEPROV_YMCS_KEY_SECRET",
+    ] {
+        assert!(err.contains(k), "{k}: {err}");
+    }
+}

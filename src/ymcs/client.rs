@@ -89,33 +89,36 @@ impl YmcsConfig {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let region = env("PHONEPROV_YMCS_REGION").or(file.region);
         let base = env("PHONEPROV_YMCS_BASE_URL").or(file.base_url);
+        let key_id = env("PHONEPROV_YMCS_KEY_ID").or(file.key_id);
+        let key_secret = env("PHONEPROV_YMCS_KEY_SECRET").or(file.key_secret);
+        // Every missing setting at once, not one per try.
+        let mut missing = Vec::new();
+        if base.is_none() && region.is_none() {
+            missing.push("PHONEPROV_YMCS_REGION (us, eu, au) or PHONEPROV_YMCS_BASE_URL");
+        }
+        if key_id.is_none() {
+            missing.push("PHONEPROV_YMCS_KEY_ID");
+        }
+        if key_secret.is_none() {
+            missing.push("PHONEPROV_YMCS_KEY_SECRET");
+        }
+        if !missing.is_empty() {
+            return Err(YmcsError::Config(format!(
+                "set {} (or region/base_url, key_id, key_secret in <data-dir>/ymcs.toml, mode 0600)",
+                missing.join(", ")
+            )));
+        }
         let base_url = match (base, region) {
             (Some(b), _) => b.trim_end_matches('/').to_string(),
             (None, Some(r)) => paths::region_url(r.trim())
                 .ok_or_else(|| YmcsError::Config(format!("region '{r}' must be us, eu or au")))?
                 .to_string(),
-            (None, None) => {
-                return Err(YmcsError::Config(
-                    "set PHONEPROV_YMCS_REGION (us, eu, au) or PHONEPROV_YMCS_BASE_URL, or region in <data-dir>/ymcs.toml".into(),
-                ));
-            }
+            (None, None) => unreachable_config()?,
         };
         check_base(&base_url)?;
-        let key_id = env("PHONEPROV_YMCS_KEY_ID")
-            .or(file.key_id)
-            .ok_or_else(|| {
-                YmcsError::Config(
-                    "set PHONEPROV_YMCS_KEY_ID (or key_id in <data-dir>/ymcs.toml)".into(),
-                )
-            })?;
-        let key_secret = env("PHONEPROV_YMCS_KEY_SECRET")
-            .or(file.key_secret)
-            .ok_or_else(|| {
-                YmcsError::Config(
-                    "set PHONEPROV_YMCS_KEY_SECRET (or key_secret in <data-dir>/ymcs.toml, mode 0600)"
-                        .into(),
-                )
-            })?;
+        let (Some(key_id), Some(key_secret)) = (key_id, key_secret) else {
+            return unreachable_config();
+        };
         let rate = match env("PHONEPROV_YMCS_RATE") {
             Some(r) => r.parse::<f64>().map_err(|_| {
                 YmcsError::Config(format!("PHONEPROV_YMCS_RATE '{r}' is not a number"))
@@ -135,6 +138,11 @@ impl YmcsConfig {
             timeout: Duration::from_secs(20),
         })
     }
+}
+
+/// The branch the check of missing settings above rules out, as an error rather than a panic.
+fn unreachable_config<T>() -> Result<T, YmcsError> {
+    Err(YmcsError::Config("YMCS settings incomplete".into()))
 }
 
 fn check_base(url: &str) -> Result<(), YmcsError> {
