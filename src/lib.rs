@@ -36,9 +36,12 @@
 //! # Dependency rule
 //!
 //! One direction only: `serve` → `resolve`, `manage`, `publish` → `store`, `render`,
-//! `lastseen` → `mac`, `catalog`, `model`, `config`. Nothing imports a transport; `resolve`
-//! names no HTTP or socket type. sqlx lives only in `store`, tera only in `render`, axum only
-//! in `serve`, clap only in `config`.
+//! `lastseen` → `mac`, `catalog`, `model`, `config`. `firmware` (facts and the one judgement of
+//! an image, no database) sits beside `render`: `publish`, `manage`, `rollout` and `resolve`
+//! call it; `store` uses only its leaf `firmware::content` (hashing bytes). Nothing imports a
+//! transport; `resolve` names no HTTP or socket type. sqlx lives only in `store`, tera only in
+//! `render`, axum only in `serve`, clap only in `config`, reqwest only in `ymcs`, `pbx` and
+//! `outbound`. Known exceptions, left for issue 17: `manage` ↔ `publish` ↔ `rollout`.
 
 #![deny(clippy::dbg_macro, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
