@@ -16,6 +16,8 @@ use serde::Deserialize;
 use crate::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
 use crate::resolve::{RequestFacts, Resolution, Resolver, Transport};
 
+use super::firmware_api;
+
 /// What every handler can reach; one pointer to clone per request.
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
@@ -67,9 +69,12 @@ pub fn router(state: AppState) -> Router {
             get(list_settings).put(set_setting).delete(rm_setting),
         )
         .route("/import", axum::routing::post(import_csv))
-        .route("/firmware", get(list_firmware).post(upload_firmware))
-        .route("/firmware/assign", put(assign_firmware))
-        .route("/firmware/audit", get(audit_firmware))
+        .route(
+            "/firmware",
+            get(firmware_api::list_firmware).post(firmware_api::upload_firmware),
+        )
+        .route("/firmware/assign", put(firmware_api::assign_firmware))
+        .route("/firmware/audit", get(firmware_api::audit_firmware))
         .route("/audit", get(fetch_audit))
         .route("/ymcs/status", get(super::ymcs_api::status))
         .route("/ymcs/devices", get(super::ymcs_api::devices))
@@ -325,7 +330,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 async fn list_sites(State(st): State<AppState>) -> ApiResult<Response> {
     Ok(Json(st.manager.site_list().await?).into_response())
@@ -544,95 +549,6 @@ async fn export_csv(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
 }
 
-async fn list_firmware(State(st): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(st.manager.firmware_list().await?).into_response())
-}
-
-#[derive(Deserialize)]
-struct UploadQuery {
-    /// The image's file name, as published (it says vendor, version and models).
-    name: String,
-    version: Option<String>,
-    /// Comma-separated.
-    models: Option<String>,
-}
-
-/// Largest image accepted (T5x images are about 43 MB).
-const FIRMWARE_CAP: u64 = 512 * 1024 * 1024;
-
-/// Streams the body to a temporary file named as the image, then stores it like `firmware add`.
-async fn upload_firmware(
-    State(st): State<AppState>,
-    Query(q): Query<UploadQuery>,
-    req: Request,
-) -> ApiResult<Response> {
-    use futures_util::StreamExt;
-    use tokio::io::AsyncWriteExt;
-    let name = std::path::Path::new(&q.name)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| *n == q.name && !n.starts_with('.'))
-        .ok_or_else(|| manage::Error::Invalid(format!("'{}' is not a plain file name", q.name)))?
-        .to_string();
-    let dir = st
-        .manager
-        .firmware_dir
-        .join(format!(".upload-{}", manage::new_site_key()?));
-    let io = |e: std::io::Error| manage::Error::Invalid(format!("cannot receive the image: {e}"));
-    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    let path = dir.join(&name);
-    let result = async {
-        let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
-        let mut body = req.into_body().into_data_stream();
-        let mut n = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| manage::Error::Invalid(format!("upload interrupted: {e}")))?;
-            n += chunk.len() as u64;
-            if n > FIRMWARE_CAP {
-                return Err(manage::Error::Invalid(format!(
-                    "image larger than {FIRMWARE_CAP} bytes"
-                )));
-            }
-            f.write_all(&chunk).await.map_err(io)?;
-        }
-        f.flush().await.map_err(io)?;
-        let models: Vec<String> = q
-            .models
-            .iter()
-            .flat_map(|m| m.split(','))
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
-        st.manager
-            .firmware_add(&path, q.version.as_deref(), &models)
-            .await
-    }
-    .await;
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    Ok((StatusCode::CREATED, Json(result?)).into_response())
-}
-
-#[derive(Deserialize)]
-struct AssignBody {
-    image: String,
-    site: Option<String>,
-    model: Option<String>,
-    phone: Option<String>,
-}
-
-async fn assign_firmware(
-    State(st): State<AppState>,
-    Json(b): Json<AssignBody>,
-) -> ApiResult<Response> {
-    let t = crate::rollout::TargetInput {
-        site: b.site,
-        model: b.model,
-        phone: b.phone,
-    };
-    Ok(Json(st.manager.firmware_assign(&b.image, &t).await?).into_response())
-}
-
 /// Filters of `GET /api/v1/audit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -662,8 +578,4 @@ async fn fetch_audit(
         )
         .await?;
     Ok(Json(rows).into_response())
-}
-
-async fn audit_firmware(State(st): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(st.manager.firmware_audit().await?).into_response())
 }

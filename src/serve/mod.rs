@@ -2,6 +2,7 @@
 //! serves until `shutdown` resolves, then drains and flushes.
 
 mod api_errors;
+mod firmware_api;
 pub mod http;
 pub mod tftp;
 pub mod tls;

@@ -1,0 +1,104 @@
+//! Firmware over the admin API: list, a streamed upload stored like `firmware add` (the one
+//! judgement of the bytes), assignment, and the audit of phones running a denied build.
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::http::{ApiResult, AppState};
+use crate::manage;
+
+pub(super) async fn list_firmware(State(st): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(st.manager.firmware_list().await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct UploadQuery {
+    /// The image's file name, as published (it says vendor, version and models).
+    name: String,
+    version: Option<String>,
+    /// Comma-separated.
+    models: Option<String>,
+}
+
+/// Largest image accepted (T5x images are about 43 MB).
+const FIRMWARE_CAP: u64 = 512 * 1024 * 1024;
+
+/// Streams the body to a temporary file named as the image, then stores it like `firmware add`.
+pub(super) async fn upload_firmware(
+    State(st): State<AppState>,
+    Query(q): Query<UploadQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let name = std::path::Path::new(&q.name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n == q.name && !n.starts_with('.'))
+        .ok_or_else(|| manage::Error::Invalid(format!("'{}' is not a plain file name", q.name)))?
+        .to_string();
+    let dir = st
+        .manager
+        .firmware_dir
+        .join(format!(".upload-{}", manage::new_site_key()?));
+    let io = |e: std::io::Error| manage::Error::Invalid(format!("cannot receive the image: {e}"));
+    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+    let path = dir.join(&name);
+    let result = async {
+        let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
+        let mut body = req.into_body().into_data_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| manage::Error::Invalid(format!("upload interrupted: {e}")))?;
+            n += chunk.len() as u64;
+            if n > FIRMWARE_CAP {
+                return Err(manage::Error::Invalid(format!(
+                    "image larger than {FIRMWARE_CAP} bytes"
+                )));
+            }
+            f.write_all(&chunk).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)?;
+        let models: Vec<String> = q
+            .models
+            .iter()
+            .flat_map(|m| m.split(','))
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        st.manager
+            .firmware_add(&path, q.version.as_deref(), &models)
+            .await
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    Ok((StatusCode::CREATED, Json(result?)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct AssignBody {
+    image: String,
+    site: Option<String>,
+    model: Option<String>,
+    phone: Option<String>,
+}
+
+pub(super) async fn assign_firmware(
+    State(st): State<AppState>,
+    Json(b): Json<AssignBody>,
+) -> ApiResult<Response> {
+    let t = crate::rollout::TargetInput {
+        site: b.site,
+        model: b.model,
+        phone: b.phone,
+    };
+    Ok(Json(st.manager.firmware_assign(&b.image, &t).await?).into_response())
+}
+
+pub(super) async fn audit_firmware(State(st): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(st.manager.firmware_audit().await?).into_response())
+}
