@@ -9,16 +9,21 @@ use anyhow::Context;
 use clap::Parser;
 
 use phoneprov::config::{
-    Cli, Command, FirmwareCmd, LayerArgs, LineCmd, PhoneCmd, PolicyCmd, ServeArgs, SettingCmd,
-    Settings, SiteCmd, TargetArgs,
+    Cli, Command, FirmwareCmd, LayerArgs, LineCmd, PhoneCmd, PolicyCmd, SettingCmd, Settings,
+    SiteCmd, TargetArgs,
 };
 use phoneprov::manage::{self, LayerInput, LineInput, Manager, PhoneInput, SiteInput, SiteUpdate};
-use phoneprov::serve::{self, ServeConfig};
+use phoneprov::serve;
 use phoneprov::store::Store;
 
 mod output;
 mod pbx_cmd;
+mod serve_cmd;
+mod setup;
 mod ymcs_cmd;
+
+use serve_cmd::{recover_cmd, serve_cmd};
+use setup::{creates_data, ensure_data_dir, error_text, secret};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,22 +74,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes, each said once: a cause whose text the message already carries
-/// (errors that print their source) is left out.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let t = cause.to_string();
-        if !out.contains(&t) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&t);
-        }
-    }
-    out
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&cli)?;
     ensure_data_dir(&settings, creates_data(&cli.command))?;
@@ -110,210 +99,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     store.close().await;
     result
-}
-
-/// Commands that put data into a data dir, and so may make one. The others, given a data dir
-/// that holds no database (a typo in `--data-dir`, another folder), say so instead of reading an
-/// empty one.
-fn creates_data(c: &Command) -> bool {
-    use phoneprov::config::{FirmwareCmd, PbxCmd, PhoneCmd, SiteCmd, TokenCmd};
-    matches!(
-        c,
-        Command::Serve(_)
-            | Command::Recover(_)
-            | Command::Import { .. }
-            | Command::Site(SiteCmd::Add { .. })
-            | Command::Phone(PhoneCmd::Add { .. })
-            | Command::Firmware(FirmwareCmd::Add { .. })
-            | Command::Token(TokenCmd::New { .. })
-            | Command::Pbx(PbxCmd::Add { .. })
-    )
-}
-
-fn ensure_data_dir(settings: &Settings, creates: bool) -> anyhow::Result<()> {
-    let dir = &settings.data_dir;
-    if settings.db_path().exists() {
-        return Ok(());
-    }
-    if !creates {
-        return Err(manage::Error::Invalid(format!(
-            "no data dir at {} (no phoneprov.sqlite there): run from the folder that holds it, or give --data-dir or PHONEPROV_DATA_DIR; `site add`, `import` and `serve` make a new one",
-            dir.display()
-        ))
-        .into());
-    }
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
-    eprintln!("phoneprov: created the data dir {}", dir.display());
-    // The data dir holds SIP passwords: private from the start.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// `phoneprov recover`: refuses a denied or ill-fitting image, then answers image requests
-/// until Ctrl-C and prints a summary per phone.
-/// A secret given on the command line: `-` reads it from standard input — on a terminal with a
-/// prompt and without echo, else one line of a pipe — so it stays out of shell history and `ps`.
-fn secret(value: String, what: &str) -> anyhow::Result<String> {
-    if value != "-" {
-        return Ok(value);
-    }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Ok(rpassword::prompt_password(format!("{what}: "))?);
-    }
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-async fn recover_cmd(
-    m: &Manager,
-    args: phoneprov::config::RecoverArgs,
-) -> anyhow::Result<ExitCode> {
-    let checked = m
-        .firmware_check(
-            &args.image,
-            args.version.as_deref(),
-            std::slice::from_ref(&args.model),
-        )
-        .await?;
-    if !checked.verdict.allowed() {
-        return Err(manage::Error::Invalid(format!(
-            "refusing to recover with {}: {}",
-            checked.file_name,
-            checked.verdict.refusals.join("; ")
-        ))
-        .into());
-    }
-    let sock = tokio::net::UdpSocket::bind(&args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on udp {} (port 69 needs root or CAP_NET_BIND_SERVICE)",
-                args.listen
-            )
-        })?;
-    let responder = std::sync::Arc::new(phoneprov::recover::Recovery::new(
-        args.image.clone(),
-        checked.content.size,
-        checked.content.sha256.clone(),
-        &args.names,
-    ));
-    println!(
-        "phoneprov recover: answering {} requests on udp://{} with {} (version {}, sha256 {}). Ctrl-C to stop.",
-        args.names.join(" "),
-        sock.local_addr()?,
-        checked.file_name,
-        checked.version,
-        &checked.content.sha256[..16]
-    );
-    let _ = std::io::stdout().flush();
-    let files: std::sync::Arc<dyn phoneprov::resolve::Responder> = responder.clone();
-    let cfg = serve::tftp::TftpConfig {
-        retries: 8,
-        ..Default::default()
-    };
-    serve::tftp::run(sock, files, cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
-    println!("{}", output::recovery_summary(&responder.summary()));
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve_cmd(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    phoneprov::tokens::migrate_legacy(&settings.tokens_path())?;
-    if phoneprov::tokens::read(&settings.tokens_path())?.is_empty() {
-        tracing::warn!(
-            "no admin tokens: the admin API refuses every call; make one with `phoneprov token new NAME`"
-        );
-    }
-    let cfg = ServeConfig {
-        settings_file: Some(settings.file.clone()),
-        http: settings.http.clone(),
-        public_url: settings
-            .public_url_configured
-            .then(|| settings.public_url.clone()),
-        template_dir: settings.template_dir(),
-        files_dir: settings.data_dir.join("files"),
-        data_dir: settings.data_dir.clone(),
-        public_https_url: settings.public_https_url.clone(),
-        sync_every: args
-            .sync_every
-            .as_deref()
-            .map(phoneprov::config::parse_duration)
-            .transpose()
-            .map_err(|e| manage::Error::Invalid(format!("--sync-every: {e}")))?,
-        upload_cap: 1024 * 1024,
-        poll_every: std::time::Duration::from_millis(500),
-        tftp: settings.tftp.clone(),
-        https: args.https.clone(),
-        guard: (args.ban_after > 0).then(|| phoneprov::access::GuardConfig {
-            threshold: args.ban_after,
-            ban_ms: i64::from(args.ban_minutes) * 60_000,
-            ..Default::default()
-        }),
-        tls_files: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(serve::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
-        },
-        tftp_cfg: serve::tftp::TftpConfig {
-            max_transfers: args.tftp_max_transfers.max(1),
-            timeout: std::time::Duration::from_millis(args.tftp_timeout_ms.clamp(10, 255_000)),
-            retries: args.tftp_retries,
-            ..Default::default()
-        },
-    };
-    let demo = if args.demo {
-        output::seed_demo(&store, settings, &cfg).await?
-    } else {
-        None
-    };
-    if !settings.public_url_configured && !settings.http.starts_with("127.") {
-        tracing::warn!(
-            "no --public-url set: rendered files point at this machine's loopback address, which phones cannot reach; set public_url in {}/phoneprov.toml",
-            settings.data_dir.display()
-        );
-    }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let data_dir = settings.data_dir.clone();
-    serve::run(
-        store,
-        cfg,
-        |bound, public_url| {
-            if let Some(t) = bound.tftp {
-                println!("phoneprov: tftp on udp://{t}");
-            }
-            if let Some((a, fp)) = &bound.https {
-                println!("phoneprov: https on https://{a} (certificate sha256 {fp})");
-            }
-            println!(
-                "phoneprov: listening on http://{} (public URL {public_url})",
-                bound.http
-            );
-            if let Some(demo) = &demo {
-                println!(
-                    "{}",
-                    output::demo_instructions(demo, bound.http, public_url, &data_dir)
-                );
-            }
-            let _ = std::io::stdout().flush();
-        },
-        shutdown,
-    )
-    .await?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn target(t: TargetArgs) -> phoneprov::rollout::TargetInput {

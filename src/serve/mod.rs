@@ -61,16 +61,23 @@ pub struct Bound {
     pub https: Option<(SocketAddr, String)>,
 }
 
+type SettingsPrint = Option<(u64, Option<std::time::SystemTime>)>;
+
+fn settings_print(f: &std::path::Path) -> SettingsPrint {
+    std::fs::metadata(f)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
 /// Says, once per change, that the settings file changed and `serve` must restart to apply it:
 /// public URLs and listen addresses are read at start (data, templates, the firmware policy and
 /// certificates are picked up live).
-async fn watch_settings(file: std::path::PathBuf, stop: impl std::future::Future<Output = ()>) {
-    let print = |f: &std::path::Path| {
-        std::fs::metadata(f)
-            .ok()
-            .map(|m| (m.len(), m.modified().ok()))
-    };
-    let mut last = print(&file);
+async fn watch_settings(
+    file: std::path::PathBuf,
+    first: SettingsPrint,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut last = first;
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -78,7 +85,7 @@ async fn watch_settings(file: std::path::PathBuf, stop: impl std::future::Future
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let now = print(&file);
+        let now = settings_print(&file);
         if now != last {
             last = now;
             tracing::warn!(file = %file.display(),
@@ -234,7 +241,10 @@ pub async fn run(
     };
     let pub_task = tokio::spawn(publisher.run(cfg.poll_every, wait_stop(stop_rx.clone())));
     if let Some(f) = cfg.settings_file.clone() {
-        tokio::spawn(watch_settings(f, wait_stop(stop_rx.clone())));
+        // Fingerprinted now, before the server says it is ready: a change made after that is
+        // always seen.
+        let first = settings_print(&f);
+        tokio::spawn(watch_settings(f, first, wait_stop(stop_rx.clone())));
     }
     let flush_task = {
         let (seen, audit, store, stop) = (
