@@ -204,16 +204,7 @@ pub fn judge(
         let same = !from_memory
             && r.vendor.as_deref() == Some(vendor.as_str())
             && r.version.as_deref() == Some(version.as_str());
-        let then = match (&r.vendor, r.version.as_deref().and_then(Version::parse)) {
-            (Some(v), Some(ver)) => Some(policy.check(&Facts {
-                vendor: v.clone(),
-                version: Some(ver),
-                models: r.models.clone(),
-                sha256: Some(content.sha256.clone()),
-                sha1: Some(content.sha1.clone()),
-            })),
-            _ => None, // recorded before identities were kept: refused as it was
-        };
+        let then = remembered_verdict(policy, r, &content.sha256, Some(&content.sha1));
         match then {
             Some(v) if v.allowed() || same => {}
             Some(v) => {
@@ -252,6 +243,27 @@ pub fn judge(
         known: by_bytes.cloned(),
         verdict,
     })
+}
+
+/// What the policy in force says of remembered bytes judged as what they were refused as;
+/// `None` for a record older than kept identities (refused as it was).
+pub fn remembered_verdict(
+    policy: &Policy,
+    r: &RefusedImage,
+    sha256: &str,
+    sha1: Option<&str>,
+) -> Option<Verdict> {
+    let (vendor, version) = (
+        r.vendor.as_ref()?,
+        r.version.as_deref().and_then(Version::parse)?,
+    );
+    Some(policy.check(&Facts {
+        vendor: vendor.clone(),
+        version: Some(version),
+        models: r.models.clone(),
+        sha256: Some(sha256.to_string()),
+        sha1: sha1.map(str::to_string),
+    }))
 }
 
 /// Judges a stored image again (after a policy, catalogue or memory change) from what was

@@ -3,8 +3,7 @@
 //! by content.
 
 use super::Bundle;
-use crate::firmware::Version;
-use crate::firmware::judge::{Memory, judge_stored};
+use crate::firmware::judge::{Memory, judge_stored, remembered_verdict};
 use crate::firmware::policy::{Facts, Policy, Verdict};
 use crate::mac::Mac;
 use crate::model::Phone;
@@ -126,18 +125,7 @@ pub(super) async fn firmware_index(
     }
     // Remembered bytes that are still denied as what they were refused as.
     for (sha, r) in &memory {
-        let still = match (&r.vendor, r.version.as_deref().and_then(Version::parse)) {
-            (Some(vendor), Some(version)) => !policy
-                .check(&Facts {
-                    vendor: vendor.clone(),
-                    version: Some(version),
-                    models: r.models.clone(),
-                    sha256: Some(sha.clone()),
-                    sha1: None,
-                })
-                .allowed(),
-            _ => true,
-        };
+        let still = remembered_verdict(policy, r, sha, None).is_none_or(|v| !v.allowed());
         if still {
             idx.denied.insert(sha.clone());
         }
