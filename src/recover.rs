@@ -131,6 +131,11 @@ impl Responder for Recovery {
             TransferEnd::ClientError(m) => format!("failed: the phone sent an error ({m})"),
             TransferEnd::Abandoned => "failed: the phone stopped answering".to_string(),
             TransferEnd::Gone => "failed: the phone's port closed".to_string(),
+            TransferEnd::Unconfirmed => {
+                "sent in full, unconfirmed: the phone's final ACK never came (it may be flashing)"
+                    .to_string()
+            }
+            TransferEnd::Superseded => "restarted by the phone".to_string(),
         };
         tracing::info!(%peer, file, bytes, %outcome, "recovery transfer ended");
         self.with_log(|l| {

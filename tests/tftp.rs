@@ -498,6 +498,68 @@ fn lost_and_duplicated_packets() {
 }
 
 #[test]
+fn a_resent_ack_is_answered_at_once_and_a_repeated_request_takes_over() {
+    // A slow server timer (2 s), so what answers in time is the client's own resend.
+    let env = Env::new();
+    let key = env.seed();
+    let files = env.data_dir().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("b5000.dat"), image(5000, 2)).unwrap();
+    let srv = env.start_with(&["--tftp-timeout-ms", "2000"]);
+    let name = format!("p/{key}/b5000.dat");
+
+    let c = Raw::new(&srv.tftp);
+    c.send_to_listener(&rrq(&name, "octet", &[]));
+    let (_, b1, _, from) = c.recv().unwrap();
+    assert_eq!(b1, 1);
+    c.sock.send_to(&ack(1), from).unwrap();
+    let (_, b2, d2, _) = c.recv().unwrap();
+    assert_eq!(b2, 2);
+    // Block 2 "lost": the client resends ACK 1 after a second, as tftp-hpa does.
+    std::thread::sleep(Duration::from_millis(1100));
+    let asked = std::time::Instant::now();
+    c.sock.send_to(&ack(1), from).unwrap();
+    let (_, again, d2b, _) = c.recv().expect("block 2 again");
+    assert_eq!((again, &d2b), (2, &d2));
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "answered by the resent ACK, not by the server's 2 s timer ({:?})",
+        asked.elapsed()
+    );
+    // A second resent ACK right away is ours crossing: ignored.
+    c.sock.send_to(&ack(1), from).unwrap();
+    assert!(
+        c.recv_within(Duration::from_millis(500)).is_none(),
+        "a duplicate right after a resend got a packet"
+    );
+
+    // The same port asks again (its first answer was lost): a new transfer, the old one stops.
+    let c = Raw::new(&srv.tftp);
+    c.send_to_listener(&rrq(&name, "octet", &[]));
+    let (_, _, _, first) = c.recv().unwrap();
+    c.send_to_listener(&rrq(&name, "octet", &[]));
+    let (_, b, _, second) = c.recv().unwrap();
+    assert_eq!(b, 1);
+    assert_ne!(first, second, "a transfer of its own");
+    let mut from_first = 0;
+    let until = std::time::Instant::now() + Duration::from_millis(4500);
+    while let Some((_, _, _, f)) = c.recv_within(
+        until
+            .saturating_duration_since(std::time::Instant::now())
+            .max(Duration::from_millis(1)),
+    ) {
+        if f == first {
+            from_first += 1;
+        }
+        if std::time::Instant::now() >= until {
+            break;
+        }
+    }
+    assert_eq!(from_first, 0, "the replaced transfer kept sending");
+    wait_log(&srv, |l| l.contains("tftp transfer superseded")).expect("logged as superseded");
+}
+
+#[test]
 fn window_of_blocks_and_partial_acks() {
     let (env, key, srv) = setup(&[]);
     let want = std::fs::read(env.data_dir().join("files/b5000.dat")).unwrap(); // 10 blocks of 512

@@ -114,6 +114,11 @@ pub enum TransferEnd {
     Abandoned,
     /// The client's port closed.
     Gone,
+    /// Every block was sent but the final acknowledgement never came: the client probably
+    /// has the whole file (its last ACK was lost, or it moved on at once).
+    Unconfirmed,
+    /// The client sent its request again from the same port; a new transfer took over.
+    Superseded,
 }
 
 /// Something that answers file requests: the provisioning [`Resolver`], or the recovery

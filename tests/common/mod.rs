@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod lossy;
 pub mod pbx;
 pub mod rng;
 pub mod rps_v1;

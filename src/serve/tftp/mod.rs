@@ -8,15 +8,18 @@
 //! backoff — and frees its socket and buffers.
 
 pub mod packet;
+mod retry;
 mod source;
 mod transfer;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::resolve::Responder as Files;
 use packet::{ErrorCode, Packet};
@@ -48,6 +51,14 @@ impl Default for TftpConfig {
     }
 }
 
+/// The running transfer of each client address, by a number of its own.
+type Running = Arc<Mutex<HashMap<SocketAddr, (u64, CancellationToken)>>>;
+
+fn lock(r: &Running) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (u64, CancellationToken)>> {
+    // A panic while holding this lock cannot leave the map inconsistent: take it anyway.
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Sends an error from the listening socket (to requests refused before a transfer starts).
 async fn refuse(sock: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) {
     let p = Packet::Error {
@@ -69,6 +80,10 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(cfg.max_transfers));
     let cfg = Arc::new(cfg);
     let mut buf = vec![0u8; 65536];
+    // The running transfer of each client port: a request sent again from the same port
+    // (its answer was lost) replaces it rather than running beside it.
+    let running: Running = Default::default();
+    let mut next_id = 0u64;
     tokio::pin!(shutdown);
     loop {
         let (n, peer) = tokio::select! {
@@ -89,9 +104,23 @@ pub async fn run(
                     refuse(&sock, peer, ErrorCode::NotDefined, "server busy, try again").await;
                     continue;
                 };
-                let (files, cfg) = (files.clone(), cfg.clone());
+                let cancel = CancellationToken::new();
+                next_id += 1;
+                let id = next_id;
+                let earlier = lock(&running).insert(peer, (id, cancel.clone()));
+                if let Some((_, earlier)) = earlier {
+                    tracing::debug!(%peer, file = %req.filename, "tftp: request repeated; the new one takes over");
+                    earlier.cancel();
+                }
+                let (files, cfg, running) = (files.clone(), cfg.clone(), running.clone());
                 tokio::spawn(async move {
-                    transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg).await;
+                    transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg, cancel).await;
+                    let mut map = lock(&running);
+                    // Only this transfer's own entry: a newer one may have replaced it.
+                    if map.get(&peer).is_some_and(|(i, _)| *i == id) {
+                        map.remove(&peer);
+                    }
+                    drop(map);
                     drop(permit);
                 });
             }

@@ -1,17 +1,21 @@
-//! One read transfer: resolve, negotiate options, send windows of blocks, retransmit on
-//! timeout with backoff, finish on the last ACK or give up after bounded retries.
+//! One read transfer: resolve, negotiate options, send windows of blocks, resend by the rules
+//! of [`super::retry`], finish on the last ACK or give up after bounded retries.
 //!
 //! Blocks are numbered from 1 as u64 and sent as their low 16 bits, so numbers roll over and a
 //! 43 MB image transfers at 512-byte blocks. An ACK is mapped back to the one block it can
-//! mean inside the current window; older or duplicate ACKs are ignored rather than answered,
-//! so a duplicated ACK never doubles the traffic (no sorcerer's apprentice).
+//! mean inside the current window: a later one is progress (a partial ACK of a window resends
+//! from the first block missing), the one before is the client asking again, older ones are
+//! ignored. A transfer whose every block went out but whose final ACK never came ends
+//! "unconfirmed", not failed: the client may well have it all.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
 
 use super::packet::{ErrorCode, Mode, Packet, Request};
+use super::retry::{Duplicate, Retry};
 use super::source::{Source, to_netascii};
 use super::{Files, TftpConfig};
 use crate::resolve::{RequestFacts, Resolution, Transport};
@@ -72,6 +76,7 @@ pub async fn serve_read(
     req: Request,
     files: &dyn Files,
     cfg: &TftpConfig,
+    cancel: CancellationToken,
 ) {
     let bind_ip = local_ip.unwrap_or(if peer.is_ipv4() {
         IpAddr::from([0u8; 4])
@@ -147,7 +152,7 @@ pub async fn serve_read(
     let started = Instant::now();
     let len = source.len();
     let report = |acked: u64| files.progress(peer, &req.filename, acked, len);
-    let (end, sent) = send(&sock, &mut source, &agreed, cfg, &report).await;
+    let (end, sent) = send(&sock, &mut source, &agreed, cfg, &cancel, &report).await;
     files.finished(peer, &req.filename, &end, len);
     let secs = started.elapsed().as_secs_f64();
     match end {
@@ -164,6 +169,13 @@ pub async fn serve_read(
         End::Gone => {
             tracing::info!(%peer, file = %req.filename, "tftp transfer ended: client unreachable")
         }
+        End::Unconfirmed => {
+            tracing::info!(%peer, file = %req.filename, bytes = len, packets = sent,
+                secs = format!("{secs:.3}"), "tftp transfer unconfirmed: every block sent, the final ACK never came")
+        }
+        End::Superseded => {
+            tracing::info!(%peer, file = %req.filename, "tftp transfer superseded: the client asked again")
+        }
     }
 }
 
@@ -173,12 +185,24 @@ enum Reply {
     Error(String),
     Timeout,
     Gone,
+    /// The client asked again from the same port: a new transfer took over.
+    Superseded,
 }
 
-async fn wait(sock: &UdpSocket, buf: &mut [u8], t: Duration) -> Reply {
-    let deadline = tokio::time::Instant::now() + t;
+/// Waits for an ACK or ERROR until `deadline` (fixed by the caller: nothing that arrives
+/// moves it), or until `cancel` fires.
+async fn wait(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    deadline: tokio::time::Instant,
+    cancel: &CancellationToken,
+) -> Reply {
     loop {
-        match tokio::time::timeout_at(deadline, sock.recv(buf)).await {
+        let got = tokio::select! {
+            _ = cancel.cancelled() => return Reply::Superseded,
+            r = tokio::time::timeout_at(deadline, sock.recv(buf)) => r,
+        };
+        match got {
             Err(_) => return Reply::Timeout,
             // The port is closed now, but what the client sent before closing may still be
             // queued (its final ACK, typically): the error is reported first, so drain.
@@ -207,42 +231,6 @@ async fn wait(sock: &UdpSocket, buf: &mut [u8], t: Duration) -> Reply {
     }
 }
 
-/// How long to wait before resending, and whether to resend at all: doubling from the agreed
-/// timeout up to 8 times it, for at most `retries` resends of one packet.
-struct Backoff {
-    base: Duration,
-    now: Duration,
-    left: u32,
-    retries: u32,
-}
-
-impl Backoff {
-    fn new(base: Duration, retries: u32) -> Backoff {
-        Backoff {
-            base,
-            now: base,
-            left: retries,
-            retries,
-        }
-    }
-
-    /// After a timeout: false when the retries are spent.
-    fn again(&mut self) -> bool {
-        if self.left == 0 {
-            return false;
-        }
-        self.left -= 1;
-        self.now = (self.now * 2).min(self.base * 8);
-        true
-    }
-
-    /// After progress.
-    fn reset(&mut self) {
-        self.now = self.base;
-        self.left = self.retries;
-    }
-}
-
 /// The block an ACK number means: the one at or after `base - 1` with those low 16 bits, if
 /// it has been sent.
 fn ack_to_block(ack: u16, base: u64, sent_hi: u64) -> Option<u64> {
@@ -258,41 +246,50 @@ async fn send(
     src: &mut Source,
     a: &Agreed,
     cfg: &TftpConfig,
+    cancel: &CancellationToken,
     progress: &(dyn Fn(u64) + Sync),
 ) -> (End, u64) {
     let mut rx = vec![0u8; 1024];
     let mut packets = 0u64;
+    let mut retry = Retry::new(a.timeout, cfg.retries);
 
     if !a.oack.is_empty() {
         let oack = Packet::Oack {
             options: a.oack.clone(),
         }
         .to_bytes();
-        let mut wait_for = Backoff::new(a.timeout, cfg.retries);
-        loop {
+        'resend: loop {
             if sock.send(&oack).await.is_err() {
                 return (End::Gone, packets);
             }
             packets += 1;
-            match wait(sock, &mut rx, wait_for.now).await {
-                Reply::Ack(0) => break,
-                Reply::Ack(_) => continue,
-                Reply::Error(m) => return (End::ClientError(m), packets),
-                Reply::Gone => return (End::Gone, packets),
-                Reply::Timeout => {
-                    if !wait_for.again() {
-                        return (End::Abandoned, packets);
-                    }
+            retry.sent();
+            loop {
+                match wait(sock, &mut rx, retry.deadline(), cancel).await {
+                    Reply::Ack(0) => break 'resend,
+                    Reply::Ack(_) => continue,
+                    Reply::Error(m) => return (End::ClientError(m), packets),
+                    Reply::Gone => return (End::Gone, packets),
+                    Reply::Superseded => return (End::Superseded, packets),
+                    Reply::Timeout if retry.silence() => continue 'resend,
+                    Reply::Timeout => return (End::Abandoned, packets),
                 }
             }
         }
+        retry.progress();
     }
 
     let bs = a.blksize as u64;
     let last = src.len() / bs + 1; // a final short (possibly empty) block always ends it
     let mut base = 1u64; // first block not yet acknowledged
-    let mut wait_for = Backoff::new(a.timeout, cfg.retries);
     let mut pkt = Vec::with_capacity(4 + a.blksize);
+    // How a transfer that stops hearing from the client ends: once every block went out at
+    // least once, the client may well have it all and only its final ACK was lost.
+    let unheard = |hi: u64, gone: bool| match (hi == last, gone) {
+        (true, _) => End::Unconfirmed,
+        (false, true) => End::Gone,
+        (false, false) => End::Abandoned,
+    };
     loop {
         let hi = (base + a.window - 1).min(last);
         for n in base..=hi {
@@ -317,32 +314,35 @@ async fn send(
             let _ = sock.send(&pkt).await;
             packets += 1;
         }
+        retry.sent();
         loop {
-            match wait(sock, &mut rx, wait_for.now).await {
+            match wait(sock, &mut rx, retry.deadline(), cancel).await {
                 Reply::Ack(ack) => match ack_to_block(ack, base, hi) {
+                    Some(b) if b == last => return (End::Done, packets),
                     Some(b) if b >= base => {
-                        if b == last {
-                            return (End::Done, packets);
-                        }
                         // About every 1 MiB, the caller hears how far the client has got.
                         if (b * bs) >> 20 != ((base - 1) * bs) >> 20 {
                             progress((b * bs).min(src.len()));
                         }
+                        // A partial ACK of a window resends from the first block missing.
                         base = b + 1;
-                        wait_for.reset();
+                        retry.progress();
                         break;
                     }
-                    // A duplicate or stale ACK: ignored, never answered.
+                    // The client resent its ACK of the block before: it timed out waiting.
+                    Some(b) if b + 1 == base => match retry.duplicate() {
+                        Duplicate::Resend => break,
+                        Duplicate::Ignore => continue,
+                        Duplicate::GiveUp => return (unheard(hi, false), packets),
+                    },
+                    // Stale: ignored, never answered.
                     _ => continue,
                 },
                 Reply::Error(m) => return (End::ClientError(m), packets),
-                Reply::Gone => return (End::Gone, packets),
-                Reply::Timeout => {
-                    if !wait_for.again() {
-                        return (End::Abandoned, packets);
-                    }
-                    break; // resend the window from the first unacknowledged block
-                }
+                Reply::Gone => return (unheard(hi, true), packets),
+                Reply::Superseded => return (End::Superseded, packets),
+                Reply::Timeout if retry.silence() => break,
+                Reply::Timeout => return (unheard(hi, false), packets),
             }
         }
     }
@@ -419,23 +419,6 @@ mod tests {
         .unwrap();
         assert!(a.oack.is_empty(), "{:?}", a.oack);
         assert!(negotiate(&req(&[("blksize", "7")]), 1, &cfg).is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_bounded() {
-        let s = Duration::from_secs;
-        let mut b = Backoff::new(s(1), 4);
-        assert_eq!(b.now, s(1));
-        let waits: Vec<Duration> = std::iter::from_fn(|| b.again().then_some(b.now)).collect();
-        assert_eq!(
-            waits,
-            [s(2), s(4), s(8), s(8)],
-            "four retries, capped at 8x"
-        );
-        assert!(!b.again());
-        b.reset();
-        assert_eq!(b.now, s(1));
-        assert!(b.again());
     }
 
     #[test]
