@@ -63,9 +63,20 @@ pub struct SeenBuffer {
     pending: Mutex<HashMap<Mac, Sighting>>,
     /// What was last written per phone: time and fingerprint. Touched by the flush only.
     written: Mutex<HashMap<Mac, (i64, u64)>>,
-    /// Addresses known phones fetched their own files from, and when (updated by the flush).
-    peers: Mutex<HashMap<IpAddr, i64>>,
+    /// Addresses known phones fetched their own files from: when last, and which phones
+    /// (updated by the flush).
+    peers: Mutex<HashMap<IpAddr, PeerPhones>>,
 }
+
+/// The phones seen behind one address.
+#[derive(Debug, Default)]
+struct PeerPhones {
+    at: i64,
+    phones: std::collections::HashSet<Mac>,
+}
+
+/// Phones remembered per address; beyond this an address's allowance stops growing.
+const MAX_PHONES_PER_PEER: usize = 10_000;
 
 /// How long an address stays trusted after a known phone fetched from it.
 pub const TRUST_MS: i64 = 60 * 60 * 1000;
@@ -125,18 +136,27 @@ impl SeenBuffer {
         }
     }
 
-    /// Whether a known phone fetched from `ip` within the trust period (pending sightings count:
-    /// a boot storm is trusted before the next flush).
-    pub fn seen_from(&self, ip: IpAddr, now: i64) -> bool {
-        if let Ok(g) = self.peers.lock()
-            && g.get(&ip).is_some_and(|at| now - at < TRUST_MS)
-        {
-            return true;
-        }
-        match self.pending.lock() {
-            Ok(g) => g.values().any(|s| s.peer == ip),
-            Err(p) => p.into_inner().values().any(|s| s.peer == ip),
-        }
+    /// How many known phones fetched their own files from `ip` within the trust period
+    /// (pending sightings count: a boot storm is trusted before the next flush).
+    pub fn phones_from(&self, ip: IpAddr, now: i64) -> u32 {
+        let peers = match self.peers.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let known = peers
+            .get(&ip)
+            .filter(|p| now - p.at < TRUST_MS)
+            .map(|p| &p.phones);
+        let pending = match self.pending.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let new = pending
+            .iter()
+            .filter(|(m, s)| s.peer == ip && known.is_none_or(|k| !k.contains(*m)))
+            .count();
+        let n = known.map_or(0, |k| k.len()) + new;
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// Writes what is pending; returns how many phones were written. On failure the batch is
@@ -153,12 +173,20 @@ impl SeenBuffer {
             return Ok(0);
         }
         if let Ok(mut peers) = self.peers.lock() {
-            for (_, s) in &raw {
-                peers.insert(s.peer, s.at);
+            for (mac, s) in &raw {
+                let p = peers.entry(s.peer).or_default();
+                if s.at - p.at >= TRUST_MS {
+                    // Trust lapsed since: count afresh.
+                    p.phones.clear();
+                }
+                p.at = p.at.max(s.at);
+                if p.phones.len() < MAX_PHONES_PER_PEER {
+                    p.phones.insert(*mac);
+                }
             }
             if peers.len() > 100_000 {
                 let newest = raw.iter().map(|(_, s)| s.at).max().unwrap_or(0);
-                peers.retain(|_, at| newest - *at < TRUST_MS);
+                peers.retain(|_, p| newest - p.at < TRUST_MS);
             }
         }
         // Drop repeats of what was written recently.

@@ -293,3 +293,87 @@ async fn a_site_with_a_login_and_its_network_boots_a_scanner_gets_nothing() {
         "the phones' address was banned"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_behind_a_phones_address_is_bounded() {
+    // One phone behind 127.0.0.7 fetches its own file; a guesser behind the same address then
+    // tries passwords. Trust buys that address 20 misses per phone seen there beyond the
+    // threshold (50), not a pass: the guesser is stopped after 70 wrong answers, not 20,000.
+    const PW: &str = "Pr0v-Secret-88y";
+    let env = Env::new();
+    env.ok(&["site", "add", "acme", "--sip-server", "pbx"]);
+    env.ok(&[
+        "site",
+        "update",
+        "acme",
+        "--auth-user",
+        "prov",
+        "--auth-password",
+        PW,
+    ]);
+    let mac = "805ec5000001";
+    env.ok(&["phone", "add", mac, "--model", "T54W", "--site", "acme"]);
+    let key = env.site_key("acme");
+    let srv = env.start();
+    let path = format!("/p/{key}/{mac}.cfg");
+    let url = srv.url(&path);
+    let nat = client_from("127.0.0.7");
+    let ua = format!("Yealink SIP-T54W 96.86.0.45 {mac}");
+    let answer = |pw: &str, nonce: &str| {
+        phoneprov::auth::digest_answer("prov", pw, "GET", &path, nonce, "00000001", "c0ffee")
+    };
+    let r = nat
+        .get(&url)
+        .header("User-Agent", &ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = nat
+        .get(&url)
+        .header("User-Agent", &ua)
+        .header("Authorization", answer(PW, &nonce_of(&r)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the phone boots");
+    // Its sighting reaches the trust table (flushed about every second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut stopped_after = None;
+    for i in 1..=400 {
+        let r = nat.get(&url).send().await.unwrap();
+        let nonce = nonce_of(&r);
+        let r = nat
+            .get(&url)
+            .header("Authorization", answer(&format!("guess-{i}"), &nonce))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a wrong answer is a challenge again");
+        if srv.log().contains("peer=127.0.0.7 misses") {
+            stopped_after = Some(i);
+            break;
+        }
+    }
+    let n = stopped_after.expect("the guesser behind a phone's address was never banned");
+    assert!(
+        (70..=72).contains(&n),
+        "banned after {n} wrong answers; want the threshold plus one phone's allowance (70)"
+    );
+    let log = srv.log();
+    assert!(
+        log.contains("beyond its phones' allowance") && log.contains("phones=1"),
+        "{log}"
+    );
+    // The right answer from that address is refused too while the ban lasts (the log says so).
+    let r = nat.get(&url).send().await.unwrap();
+    let nonce = nonce_of(&r);
+    let r = nat
+        .get(&url)
+        .header("Authorization", answer(PW, &nonce))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "banned: the same answer as any miss");
+}

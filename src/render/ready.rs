@@ -80,7 +80,8 @@ pub struct Snapshot {
     /// answered with a challenge, like a fetch without credentials.
     any_auth: bool,
     /// Every site's allowed networks: their addresses are never banned.
-    site_nets: Vec<crate::net::Cidr>,
+    /// Each site's allowed networks, with the site's phone count.
+    site_nets: Vec<(crate::net::Cidr, u32)>,
 }
 
 impl Snapshot {
@@ -101,8 +102,12 @@ impl Snapshot {
     }
 
     /// Whether `ip` is in some site's allowed networks.
-    pub fn in_site_network(&self, ip: std::net::IpAddr) -> bool {
-        self.site_nets.iter().any(|n| n.contains(ip))
+    /// How many phones belong to sites whose allowed networks hold `ip` (0: none does).
+    pub fn phones_in_site_networks(&self, ip: std::net::IpAddr) -> u32 {
+        self.site_nets
+            .iter()
+            .filter(|(n, _)| n.contains(ip))
+            .fold(0u32, |sum, (_, phones)| sum.saturating_add(*phones))
     }
 
     pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteFiles>> {
@@ -117,7 +122,9 @@ impl Snapshot {
                 s.keyless.push(site.clone());
             }
             s.any_auth |= site.access.auth.is_some();
-            s.site_nets.extend(site.access.allow_nets.iter().copied());
+            let phones = u32::try_from(site.phones.len()).unwrap_or(u32::MAX);
+            s.site_nets
+                .extend(site.access.allow_nets.iter().map(|n| (*n, phones)));
             s.by_id.insert(site.site_id, site);
         }
         s.keyless.sort_by_key(|x| x.site_id);

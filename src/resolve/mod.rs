@@ -253,12 +253,23 @@ impl Resolver {
         };
         let (r, count_miss) = self.resolve_target(facts, &target, &snap, now);
         if count_miss {
-            let trusted =
-                || self.seen.seen_from(facts.peer, now) || snap.in_site_network(facts.peer);
-            if let Some(ban) = self.guard.miss(facts.peer, now, trusted) {
-                tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
-                    until_ms = ban.until, transport = facts.transport.as_str(),
-                    "address banned: repeated misses on per-MAC files");
+            // The phones this address stands for: those seen fetching their own files from
+            // it, or those of sites whose allowed networks hold it, whichever is more.
+            let phones = || {
+                self.seen
+                    .phones_from(facts.peer, now)
+                    .max(snap.phones_in_site_networks(facts.peer))
+            };
+            if let Some(ban) = self.guard.miss(facts.peer, now, phones) {
+                if ban.phones > 0 {
+                    tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
+                        phones = ban.phones, until_ms = ban.until, transport = facts.transport.as_str(),
+                        "address banned: repeated misses on per-MAC files beyond its phones' allowance; its phones are refused too until the ban ends (raise --ban-after, or fix what they ask for)");
+                } else {
+                    tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
+                        until_ms = ban.until, transport = facts.transport.as_str(),
+                        "address banned: repeated misses on per-MAC files");
+                }
             }
         }
         r
