@@ -99,7 +99,24 @@ pub struct Vendor {
     /// The format of its files, checked after every render.
     #[serde(default)]
     pub format: FileFormat,
+    /// An image fits only models of its version's family (its first number): true for
+    /// Yealink, whose builds are per hardware family; false where one image serves many.
+    #[serde(default)]
+    pub firmware_by_family: bool,
+    /// How its firmware files are named, so an image's name can be read (none: not read).
+    #[serde(default)]
+    pub firmware_names: Option<FirmwareNames>,
     pub models: Vec<Model>,
+}
+
+/// A vendor's naming of firmware files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirmwareNames {
+    /// `T54W(T57W,T53W)-96.86.0.45(20211130).rom`: models, then the version (Yealink).
+    ModelsVersionRom,
+    /// `sip.ld` or `<part>.sip.ld`: no version in the name (Polycom UC Software).
+    SipLd,
 }
 
 /// A vendor's file format.
@@ -182,6 +199,11 @@ impl Catalog {
 
     pub fn models(&self) -> impl Iterator<Item = &Model> {
         self.vendors.iter().flat_map(|v| v.models.iter())
+    }
+
+    /// Whether `vendor`'s images fit only models of their version's family.
+    pub fn firmware_by_family(&self, vendor: &str) -> bool {
+        self.vendor(vendor).is_some_and(|v| v.firmware_by_family)
     }
 
     pub fn vendor(&self, id: &str) -> Option<&Vendor> {

@@ -31,7 +31,12 @@
 //! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
 //! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
-//! | [`serve`] | transports and the server's lifetime |
+//! | [`serve`] | transports and the server's lifetime: `bind`, `jobs`, `http` (phones), `admin_api` with `firmware_api` and `ymcs_api`, `state` (what handlers share), `tftp`, `tls` |
+//!
+//! The binary (`src/main.rs`, bootstrapping only) has the command-line edge in `src/cli/`: one
+//! file per command group (`site`, `phone`, `line`, `setting`, `firmware`, `policy`, `import`
+//! with export, `render`, `pbx`, `ymcs`, `audit`, `token`, `serve` with recover), each turning
+//! its arguments into one library verb and printing the outcome.
 //!
 //! # Dependency rule
 //!
@@ -41,7 +46,10 @@
 //! call it; `store` uses only its leaf `firmware::content` (hashing bytes). Nothing imports a
 //! transport; `resolve` names no HTTP or socket type. sqlx lives only in `store`, tera only in
 //! `render`, axum only in `serve`, clap only in `config`, reqwest only in `ymcs`, `pbx` and
-//! `outbound`. Known exceptions, left for issue 17: `manage` ↔ `publish` ↔ `rollout`.
+//! `outbound`. Within a module, sibling files import one way too (what two siblings share sits
+//! in a third, e.g. `serve::state`). `tests/layout.rs` checks all of this on the source: no
+//! import cycle between modules or between sibling files, no file over 600 lines, no decision
+//! by vendor name (vendors are `templates/<vendor>/vendor.toml`).
 
 #![deny(clippy::dbg_macro, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]

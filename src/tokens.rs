@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The token file's name in the data dir.
-pub const FILE: &str = "admin-tokens";
+pub const FILE: &str = crate::config::TOKENS_FILE;
 /// What older versions kept in plain text.
 const LEGACY: &str = "admin-token";
 

@@ -93,41 +93,11 @@ pub enum Command {
     /// Recover bricked phones: a TFTP responder that hands every image request a known-good image.
     Recover(RecoverArgs),
     /// Import phones and lines from CSV: all rows validated first, then all or nothing.
-    Import {
-        /// The CSV file (a header row, then a row per phone).
-        file: PathBuf,
-        /// Site for rows without a site column value.
-        #[arg(long)]
-        site: Option<String>,
-        /// Report what would change; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Allow moving phones that are enrolled in another site.
-        #[arg(long = "move")]
-        allow_move: bool,
-        /// After a successful import, also in Yealink's cloud: register, rps (comma-separated).
-        #[arg(long, value_delimiter = ',', value_name = "register,rps")]
-        ymcs: Vec<String>,
-        /// Do the YMCS writes (without: print their plan, exit 3).
-        #[arg(long)]
-        confirm: bool,
-    },
+    Import(ImportArgs),
     /// Write phones and lines as CSV that `import` reads back unchanged.
-    Export {
-        /// Only this site's phones.
-        #[arg(long)]
-        site: Option<String>,
-        /// Include SIP passwords (otherwise blank; an import keeps the stored ones).
-        #[arg(long)]
-        with_secrets: bool,
-    },
+    Export(ExportArgs),
     /// Print exactly the bytes a phone would get (without FILE: the names of its files).
-    Render {
-        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
-        mac: String,
-        /// Only this file (default: the names of every file the phone gets).
-        file: Option<String>,
-    },
+    Render(RenderArgs),
     /// Admin API tokens (kept as hashes).
     #[command(subcommand)]
     Token(TokenCmd),
@@ -139,26 +109,72 @@ pub enum Command {
     #[command(subcommand)]
     Ymcs(YmcsCmd),
     /// Fetches of sensitive files (per-MAC and rendered files), newest first.
-    Audit {
-        /// Only this site's fetches.
-        #[arg(long)]
-        site: Option<String>,
-        /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
-        #[arg(long)]
-        mac: Option<String>,
-        /// Only fetches from this IP address.
-        #[arg(long, value_name = "IP")]
-        peer: Option<String>,
-        /// served, not-found, unauthorized, refused-network, refused-transport, banned.
-        #[arg(long)]
-        result: Option<String>,
-        /// Only the last DURATION (e.g. 1h, 7d).
-        #[arg(long, value_name = "DURATION")]
-        since: Option<String>,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
+    Audit(AuditArgs),
+}
+
+/// Arguments of `phoneprov import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file (a header row, then a row per phone).
+    pub file: PathBuf,
+    /// Site for rows without a site column value.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Report what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow moving phones that are enrolled in another site.
+    #[arg(long = "move")]
+    pub allow_move: bool,
+    /// After a successful import, also in Yealink's cloud: register, rps (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "register,rps")]
+    pub ymcs: Vec<String>,
+    /// Do the YMCS writes (without: print their plan, exit 3).
+    #[arg(long)]
+    pub confirm: bool,
+}
+
+/// Arguments of `phoneprov export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this site's phones.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Include SIP passwords (otherwise blank; an import keeps the stored ones).
+    #[arg(long)]
+    pub with_secrets: bool,
+}
+
+/// Arguments of `phoneprov render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+    pub mac: String,
+    /// Only this file (default: the names of every file the phone gets).
+    pub file: Option<String>,
+}
+
+/// Arguments of `phoneprov audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this site's fetches.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The phone's MAC, in any spelling (805ec0aabbcc, 80:5E:C0:AA:BB:CC, 805e.c0aa.bbcc).
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Only fetches from this IP address.
+    #[arg(long, value_name = "IP")]
+    pub peer: Option<String>,
+    /// served, not-found, unauthorized, refused-network, refused-transport, banned.
+    #[arg(long)]
+    pub result: Option<String>,
+    /// Only the last DURATION (e.g. 1h, 7d).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -319,14 +335,12 @@ impl Settings {
     }
 
     pub fn tokens_path(&self) -> PathBuf {
-        self.data_dir.join(crate::tokens::FILE)
-    }
-
-    /// The base URLs rendered files point at.
-    pub fn urls(&self) -> crate::render::Urls {
-        crate::render::Urls::new(&self.public_url, self.public_https_url.as_deref())
+        self.data_dir.join(TOKENS_FILE)
     }
 }
+
+/// The admin tokens' file in the data dir.
+pub const TOKENS_FILE: &str = "admin-tokens";
 
 /// `7d`, `12h`, `30m`, `45s`, `500ms`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

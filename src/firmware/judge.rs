@@ -130,7 +130,7 @@ pub fn judge(
             )));
         }
     };
-    if vendor == "yealink"
+    if cat.firmware_by_family(&vendor)
         && let Some(m) = listed
             .iter()
             .filter_map(|m| cat.model(m))

@@ -12,7 +12,7 @@ pub mod policy;
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, FirmwareNames};
 
 /// A dotted numeric version, `96.86.0.45`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -74,14 +74,22 @@ pub struct Identity {
 /// `T46U(T43U,T46U,...)-108.86.0.90.rom`, Polycom `sip.ld` or `<part>.sip.ld`.
 pub fn identify(file_name: &str) -> Option<Identity> {
     let cat = Catalog::get();
+    cat.vendors.iter().find_map(|v| match v.firmware_names? {
+        FirmwareNames::SipLd => sip_ld(&v.vendor, file_name),
+        FirmwareNames::ModelsVersionRom => models_version_rom(cat, &v.vendor, file_name),
+    })
+}
+
+fn sip_ld(vendor: &str, file_name: &str) -> Option<Identity> {
     let lower = file_name.to_ascii_lowercase();
-    if lower == "sip.ld" || lower.ends_with(".sip.ld") {
-        return Some(Identity {
-            vendor: "polycom".into(),
-            version: None,
-            models: Vec::new(),
-        });
-    }
+    (lower == "sip.ld" || lower.ends_with(".sip.ld")).then(|| Identity {
+        vendor: vendor.to_string(),
+        version: None,
+        models: Vec::new(),
+    })
+}
+
+fn models_version_rom(cat: &Catalog, vendor: &str, file_name: &str) -> Option<Identity> {
     let stem = file_name
         .strip_suffix(".rom")
         .or_else(|| file_name.strip_suffix(".ROM"))?;
@@ -98,7 +106,7 @@ pub fn identify(file_name: &str) -> Option<Identity> {
     }
     let mut models: Vec<String> = Vec::new();
     for n in names {
-        if let Some(m) = cat.model(n).filter(|m| m.vendor == "yealink")
+        if let Some(m) = cat.model(n).filter(|m| m.vendor == vendor)
             && !models.contains(&m.name)
         {
             models.push(m.name.clone());
@@ -108,7 +116,7 @@ pub fn identify(file_name: &str) -> Option<Identity> {
         return None;
     }
     Some(Identity {
-        vendor: "yealink".into(),
+        vendor: vendor.to_string(),
         version: Some(version),
         models,
     })
@@ -128,16 +136,11 @@ pub fn images_named_in(text: &str) -> Vec<Identity> {
 pub fn fitting_models(vendor: &str, version: &Version, listed: &[String]) -> Vec<String> {
     let cat = Catalog::get();
     let family = version.family();
+    let by_family = cat.firmware_by_family(vendor);
     cat.models()
         .filter(|m| m.vendor == vendor)
-        .filter(|m| {
-            if listed.is_empty() {
-                m.family == Some(family) || vendor == "polycom"
-            } else {
-                listed.contains(&m.name)
-            }
-        })
-        .filter(|m| vendor != "yealink" || m.family == Some(family))
+        .filter(|m| listed.is_empty() || listed.contains(&m.name))
+        .filter(|m| !by_family || m.family == Some(family))
         .map(|m| m.name.clone())
         .collect()
 }

@@ -47,6 +47,11 @@ pub struct Urls {
 }
 
 impl Urls {
+    /// The base URLs the settings name.
+    pub fn of(s: &crate::config::Settings) -> Urls {
+        Urls::new(&s.public_url, s.public_https_url.as_deref())
+    }
+
     pub fn new(http: &str, https: Option<&str>) -> Urls {
         Urls {
             http: http.trim_end_matches('/').to_string(),

@@ -3,6 +3,8 @@
 //! unknown API path is a JSON 404 — never the phones' Digest challenge.
 
 use axum::Json;
+
+use crate::manage;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -50,3 +52,40 @@ pub async fn not_found() -> Response {
     )
         .into_response()
 }
+
+/// A manage error as an HTTP answer: client errors say why; internal ones are logged in full
+/// and answered blandly.
+pub struct ApiError(pub manage::Error);
+
+impl From<manage::Error> for ApiError {
+    fn from(e: manage::Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use manage::Error as E;
+        let status = match &self.0 {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::Render(_) | E::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Store(e) => {
+                tracing::error!(error = %e, "admin request failed");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({"error": "internal error; see the server log"})),
+                )
+                    .into_response();
+            }
+        };
+        (
+            status,
+            Json(serde_json::json!({"error": self.0.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

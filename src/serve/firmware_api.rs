@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::http::{ApiResult, AppState};
+use super::api_errors::ApiResult;
+use super::state::AppState;
 use crate::manage;
 
 pub(super) async fn list_firmware(State(st): State<AppState>) -> ApiResult<Response> {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::http::AppState;
+use super::state::AppState;
 use crate::ymcs::{self, Client, OpError, YmcsConfig, YmcsError};
 
 /// Body of `POST /api/v1/ymcs/{register|rps-add|rps-remove|reboot}`.

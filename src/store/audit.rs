@@ -1,4 +1,4 @@
-//! The fetch audit: rows written in batches by [`crate::audit`], queried by operators.
+//! The fetch audit: rows written in batches by the audit buffer (`phoneprov::audit`), queried by operators.
 
 use sqlx::Row;
 

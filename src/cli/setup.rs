@@ -31,7 +31,7 @@ pub fn creates_data(c: &Command) -> bool {
         c,
         Command::Serve(_)
             | Command::Recover(_)
-            | Command::Import { .. }
+            | Command::Import(_)
             | Command::Site(SiteCmd::Add { .. })
             | Command::Phone(PhoneCmd::Add { .. })
             | Command::Firmware(FirmwareCmd::Add { .. })

@@ -1,4 +1,5 @@
-//! `phoneprov serve` and `phoneprov recover`: the two commands that run until stopped.
+//! `phoneprov serve` and `phoneprov recover`: the two commands that run until stopped, and
+//! the recovery summary printed when `recover` stops.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,9 +11,9 @@ use phoneprov::manage::{self, Manager};
 use phoneprov::serve::{self, ServeConfig};
 use phoneprov::store::Store;
 
-use crate::output;
+use super::demo;
 
-pub async fn recover_cmd(
+pub async fn recover(
     m: &Manager,
     args: phoneprov::config::RecoverArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -63,15 +64,11 @@ pub async fn recover_cmd(
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
-    println!("{}", output::recovery_summary(&responder.summary()));
+    println!("{}", recovery_summary(&responder.summary()));
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn serve_cmd(
-    store: Store,
-    settings: &Settings,
-    args: ServeArgs,
-) -> anyhow::Result<ExitCode> {
+pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     phoneprov::tokens::migrate_legacy(&settings.tokens_path())?;
     if phoneprov::tokens::read(&settings.tokens_path())?.is_empty() {
         tracing::warn!(
@@ -118,7 +115,7 @@ pub async fn serve_cmd(
         },
     };
     let demo = if args.demo {
-        output::seed_demo(&store, settings, &cfg).await?
+        demo::seed_demo(&store, settings, &cfg).await?
     } else {
         None
     };
@@ -149,7 +146,7 @@ pub async fn serve_cmd(
             if let Some(demo) = &demo {
                 println!(
                     "{}",
-                    output::demo_instructions(demo, bound.http, public_url, &data_dir)
+                    demo::demo_instructions(demo, bound.http, public_url, &data_dir)
                 );
             }
             let _ = std::io::stdout().flush();
@@ -158,4 +155,22 @@ pub async fn serve_cmd(
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+fn recovery_summary(
+    s: &std::collections::BTreeMap<std::net::SocketAddr, phoneprov::recover::PhoneLog>,
+) -> String {
+    if s.is_empty() {
+        return "recovery summary: no phone asked for an image".into();
+    }
+    let mut out = format!("recovery summary: {} phone(s)", s.len());
+    for (peer, l) in s {
+        out.push_str(&format!(
+            "\n  {peer}: asked for {}; {} of {} bytes; {}",
+            l.requests.join(", "),
+            l.acked,
+            l.total,
+            l.outcome.as_deref().unwrap_or("in progress when stopped")
+        ));
+    }
+    out
 }

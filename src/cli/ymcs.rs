@@ -9,7 +9,7 @@ use phoneprov::config::{YmcsCmd, YmcsTarget};
 use phoneprov::manage::{self, Manager};
 use phoneprov::ymcs::{self, OpError, Report};
 
-use crate::output::print;
+use super::print::print;
 
 /// Exit code of a dry run.
 pub const DRY_RUN: u8 = 3;

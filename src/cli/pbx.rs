@@ -9,7 +9,7 @@ use phoneprov::config::PbxCmd;
 use phoneprov::manage::{self, Manager};
 use phoneprov::pbx::{self, PbxError, SyncError};
 
-use crate::output::print;
+use super::print::print;
 
 fn refused(e: SyncError) -> anyhow::Error {
     match e {

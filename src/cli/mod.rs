@@ -1,0 +1,77 @@
+//! The command-line edge (binary side): one file per command group, each turning its
+//! arguments into one library verb and printing the outcome. This module opens what every
+//! command needs (settings, the data dir, the database, the `Manager`) and hands the command
+//! to its group; `main.rs` only starts logging and the runtime and maps errors to exit codes.
+
+mod audit;
+mod demo;
+mod firmware;
+mod import;
+mod line;
+mod pbx;
+mod phone;
+mod policy;
+mod print;
+mod render;
+mod serve;
+mod setting;
+pub mod setup;
+mod site;
+mod token;
+mod ymcs;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use phoneprov::config::{Cli, Command, Settings};
+use phoneprov::manage::Manager;
+use phoneprov::store::Store;
+
+/// Runs one command: 0 done, 2 refused, 3 a dry run, 1 anything else (an `Err`).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&cli)?;
+    setup::ensure_data_dir(&settings, setup::creates_data(&cli.command))?;
+    let store = Store::open(&settings.db_path())
+        .await
+        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let result = dispatch(&store, &settings, cli.command, cli.json).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(
+    store: &Store,
+    settings: &Settings,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let data_dir = &settings.data_dir;
+    if let Command::Serve(args) = command {
+        return serve::serve(store.clone(), settings, args).await;
+    }
+    if let Command::Token(cmd) = command {
+        return token::run(&settings.tokens_path(), cmd, json);
+    }
+    let m = Manager::open(
+        store.clone(),
+        phoneprov::render::Urls::of(settings),
+        data_dir,
+    )?;
+    match command {
+        Command::Serve(_) | Command::Token(_) => unreachable!("handled above"),
+        Command::Site(cmd) => site::run(&m, cmd, json).await,
+        Command::Phone(cmd) => phone::run(&m, cmd, json).await,
+        Command::Line(cmd) => line::run(&m, cmd, json).await,
+        Command::Setting(cmd) => setting::run(&m, cmd, json).await,
+        Command::Firmware(cmd) => firmware::run(&m, cmd, json).await,
+        Command::Policy(cmd) => policy::run(&m, cmd, json).await,
+        Command::Recover(args) => serve::recover(&m, args).await,
+        Command::Import(args) => import::import(&m, data_dir, args, json).await,
+        Command::Export(args) => import::export(&m, args).await,
+        Command::Render(args) => render::run(&m, args, json).await,
+        Command::Pbx(cmd) => pbx::run(&m, data_dir, cmd, json).await,
+        Command::Ymcs(cmd) => ymcs::run(&m, data_dir, cmd, json).await,
+        Command::Audit(args) => audit::run(&m, args, json).await,
+    }
+}

@@ -1,0 +1,118 @@
+//! Binding every listener `serve` was asked for — HTTP, TFTP, HTTPS with its certificate — with
+//! errors that say which flag chooses another address; and the public URL when none is set.
+
+use std::net::SocketAddr;
+
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::{ServeConfig, ServeError, tls};
+
+/// The bound listeners.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub http_addr: SocketAddr,
+    pub tftp: Option<UdpSocket>,
+    pub tftp_addr: Option<SocketAddr>,
+    pub https: Option<HttpsListener>,
+}
+
+/// The HTTPS listener and the certificate it serves.
+pub struct HttpsListener {
+    pub listener: std::net::TcpListener,
+    pub config: RustlsConfig,
+    pub files: tls::TlsFiles,
+    pub addr: SocketAddr,
+}
+
+/// Binds HTTP, then TFTP and HTTPS when configured; the first that fails ends it.
+pub async fn bind(cfg: &ServeConfig) -> Result<Listeners, ServeError> {
+    let http = TcpListener::bind(&cfg.http)
+        .await
+        .map_err(|source| bind_error(cfg.http.clone(), source, "--http ADDR:PORT"))?;
+    let http_addr = http.local_addr()?;
+    let tftp = match &cfg.tftp {
+        Some(a) => Some(UdpSocket::bind(a).await.map_err(|source| {
+            bind_error(
+                format!("udp {a}"),
+                source,
+                "--tftp ADDR:PORT, or --tftp off",
+            )
+        })?),
+        None => None,
+    };
+    let tftp_addr = tftp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let https = match &cfg.https {
+        Some(a) => Some(bind_https(cfg, a).await?),
+        None => None,
+    };
+    Ok(Listeners {
+        http,
+        http_addr,
+        tftp,
+        tftp_addr,
+        https,
+    })
+}
+
+async fn bind_https(cfg: &ServeConfig, a: &str) -> Result<HttpsListener, ServeError> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let files = match &cfg.tls_files {
+        Some(f) => f.clone(),
+        None => {
+            let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            if let Some(h) = cfg.public_url.as_deref().and_then(url_host) {
+                hosts.push(h);
+            }
+            tls::self_signed(&cfg.data_dir.join("tls"), &hosts)?
+        }
+    };
+    let config = tls::load(&files).await?;
+    let listener = std::net::TcpListener::bind(a)
+        .map_err(|source| bind_error(a.to_string(), source, "--https ADDR:PORT"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok(HttpsListener {
+        listener,
+        config,
+        files,
+        addr,
+    })
+}
+
+/// The configured public URL, or one made from the bound HTTP address.
+pub fn public_url(cfg: &ServeConfig, addr: SocketAddr) -> String {
+    cfg.public_url.clone().unwrap_or_else(|| {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        format!("http://{host}:{}", addr.port())
+    })
+}
+
+/// A listener that could not be bound, with the flag that chooses another address.
+fn bind_error(addr: String, source: std::io::Error, flag: &str) -> ServeError {
+    let hint = match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(" (another server, or another phoneprov, holds it: choose another with {flag})")
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or choose another with {flag})"
+        ),
+        _ => String::new(),
+    };
+    ServeError::Bind { addr, source, hint }
+}
+
+/// The host of a URL, `http://host:port/...` → `host`.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let host = rest.split('/').next()?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}

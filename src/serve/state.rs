@@ -1,0 +1,38 @@
+//! What every HTTP handler can reach — the resolver, the manager, the admin tokens and which
+//! listener it serves — behind one pointer cloned per request.
+
+use std::sync::Arc;
+
+use crate::manage::Manager;
+use crate::resolve::{Resolver, Transport};
+
+/// What every handler can reach; one pointer to clone per request.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: AppInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct AppInner {
+    pub resolver: Resolver,
+    pub manager: Manager,
+    /// The admin bearer tokens (hashes).
+    pub admin_tokens: Arc<crate::tokens::TokenFile>,
+    /// Largest body a phone may PUT.
+    pub upload_cap: usize,
+    /// Which listener this state serves: plain HTTP or HTTPS.
+    pub scheme: Transport,
+    /// The data dir (YMCS settings).
+    pub data_dir: std::path::PathBuf,
+}
