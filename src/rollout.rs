@@ -156,10 +156,20 @@ impl Manager {
             file_name: c.file_name,
             added_at: store::now_ms(),
         };
-        let mut tx = self.store.begin().await?;
-        fw::insert_image(&mut tx, &image).await?;
-        store::log_change(&mut tx, Scope::All).await?;
-        store::commit(tx).await?;
+        let recorded = async {
+            let mut tx = self.store.begin().await?;
+            fw::insert_image(&mut tx, &image).await?;
+            store::log_change(&mut tx, Scope::All).await?;
+            store::commit(tx).await
+        };
+        if let Err(e) = recorded.await {
+            // Not recorded, so not stored: no image file without its row (unless another
+            // add of the same bytes won the race and the file is its).
+            if !e.is_unique_violation() {
+                let _ = std::fs::remove_file(&dest);
+            }
+            return Err(e.into());
+        }
         tracing::info!(file = %image.file_name, version = %image.version, sha256 = %image.sha256, "firmware stored");
         Ok(image)
     }

@@ -51,20 +51,40 @@ impl Jobs {
     }
 }
 
-/// Writes pending last-seen and audit records every second, and once more when stopping.
+/// Writes pending last-seen and audit records every second, and once more when stopping. A
+/// failure (a full disk, a locked database) keeps the records for the next try and is logged
+/// once when it starts, with the error, and once when writing works again.
 pub async fn flush(seen: Arc<SeenBuffer>, audit: Arc<AuditBuffer>, store: Store, stop: Stop) {
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
         let stopping = tokio::select! {
             _ = &mut stop => true,
             _ = tick.tick() => false,
         };
-        if let Err(e) = seen.flush(&store).await {
-            tracing::warn!(error = %e, "last-seen not written yet; will retry");
-        }
-        if let Err(e) = audit.flush(&store, crate::store::now_ms(), stopping).await {
-            tracing::warn!(error = %e, "fetch audit not written yet; will retry");
+        let result = match seen.flush(&store).await {
+            Ok(_) => audit
+                .flush(&store, crate::store::now_ms(), stopping)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match (result, failing_since) {
+            (Ok(()), Some(t)) => {
+                tracing::warn!(
+                    after_s = t.elapsed().as_secs(),
+                    "last-seen and fetch audit written again: nothing was lost"
+                );
+                failing_since = None;
+            }
+            (Ok(()), None) => {}
+            (Err(e), None) => {
+                tracing::warn!(error = %e,
+                    "last-seen and fetch audit not written: kept in memory and retried every second (phones are still served)");
+                failing_since = Some(std::time::Instant::now());
+            }
+            (Err(e), Some(_)) => tracing::debug!(error = %e, "last-seen and audit: still failing"),
         }
         if stopping {
             return;

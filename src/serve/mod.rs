@@ -80,6 +80,12 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "the database failed its integrity check ({0}): restore it from a backup, or run `sqlite3 phoneprov.sqlite .recover` on a copy"
+    )]
+    Corrupt(String),
+    #[error("cannot check the database: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Runs the server: binds every listener ([`bind`]), builds what handlers share, starts the
@@ -91,6 +97,14 @@ pub async fn run(
     on_ready: impl FnOnce(Bound, &str),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // After a crash (kill -9, power loss) SQLite's journal makes the file whole again on
+    // open; this says so before a phone is served.
+    let checked = std::time::Instant::now();
+    store.quick_check().await?.map_err(ServeError::Corrupt)?;
+    tracing::info!(
+        ms = checked.elapsed().as_millis() as u64,
+        "database integrity check passed"
+    );
     let listeners = bind::bind(&cfg).await?;
     let addr = listeners.http_addr;
     let public_url = bind::public_url(&cfg, addr);

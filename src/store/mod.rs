@@ -37,7 +37,17 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+    /// SQLITE_FULL: the disk (or quota) holding the database has no room.
+    #[error(
+        "the disk holding the database is full: free some space and try again; nothing was changed ({0})"
+    )]
+    Full(sqlx::Error),
+    /// SQLITE_BUSY after the busy timeout: another process holds the write lock.
+    #[error(
+        "the database is locked by another writer (waited {BUSY_WAIT_S} s): another phoneprov command, or a tool with the file open for writing; try again when it is done ({0})"
+    )]
+    Busy(sqlx::Error),
     #[error("could not migrate the database at {path}: {source}")]
     Migrate {
         path: String,
@@ -47,7 +57,30 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
 }
 
+/// How long a writer waits for another to finish before giving up.
+pub const BUSY_WAIT_S: u64 = 10;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let code = match &e {
+            sqlx::Error::Database(d) => d.code().and_then(|c| c.parse::<i64>().ok()),
+            _ => None,
+        };
+        // SQLite's primary result code is the low byte of an extended one.
+        match code.map(|c| c & 0xff) {
+            Some(13) => StoreError::Full(e),
+            Some(5) | Some(6) => StoreError::Busy(e),
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
 impl StoreError {
+    /// Whether the write failed for want of room or of the lock: the caller may retry later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Full(_) | StoreError::Busy(_))
+    }
+
     /// Whether the error is a UNIQUE constraint on the given index or column list.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
@@ -81,7 +114,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(BUSY_WAIT_S));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -99,6 +132,19 @@ impl Store {
             firmware::fill_missing_sha1(&mut conn, &dir.join("firmware")).await?;
         }
         Ok(Store { pool })
+    }
+
+    /// `PRAGMA quick_check`: `Ok(())` when SQLite finds the file sound, else what it found.
+    pub async fn quick_check(&self) -> Result<Result<(), String>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<(String,)> = sqlx::query_as("PRAGMA quick_check")
+            .fetch_all(&mut *conn)
+            .await?;
+        let found: Vec<String> = rows.into_iter().map(|(r,)| r).collect();
+        Ok(match found.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(found.join("; ")),
+        })
     }
 
     pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {

@@ -62,6 +62,16 @@ impl Env {
         }
     }
 
+    /// A data dir inside `parent` (a small file system, say).
+    pub fn in_dir(parent: &Path) -> Env {
+        Env {
+            dir: tempfile::tempdir_in(parent).expect("temp dir"),
+            public_url: Some(PUBLIC_URL),
+            admin_tokens: Default::default(),
+            vars: Default::default(),
+        }
+    }
+
     /// No public URL configured: the server derives it from the address it binds.
     pub fn bare() -> Env {
         Env {
