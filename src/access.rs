@@ -74,6 +74,11 @@ impl Guard {
         }
     }
 
+    /// How many addresses are banned now (an upper bound: expired bans go when next asked).
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Whether `ip` is refused now.
     pub fn banned(&self, ip: IpAddr, now: i64) -> bool {
         if self.active.load(Ordering::Relaxed) == 0 {
@@ -87,7 +92,11 @@ impl Guard {
             Some(t) if t.banned_until > 0 => {
                 // Expired: forget it.
                 g.remove(&ip);
-                self.active.fetch_sub(1, Ordering::Relaxed);
+                let left = self
+                    .active
+                    .fetch_sub(1, Ordering::Relaxed)
+                    .saturating_sub(1);
+                crate::telemetry::bans_active(left);
                 false
             }
             _ => false,

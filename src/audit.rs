@@ -133,6 +133,7 @@ impl AuditBuffer {
     pub async fn flush(&self, store: &Store, now: i64, closing: bool) -> Result<usize, StoreError> {
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
+            crate::telemetry::audit_dropped(dropped);
             tracing::warn!(target: "phoneprov::audit", dropped, "audit events dropped: too many distinct fetches at once");
         }
         let (fresh, bumps) = {

@@ -31,6 +31,7 @@
 //! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
 //! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
+//! | [`telemetry`] | every metric's name and labels; the Prometheus recorder |
 //! | [`serve`] | transports and the server's lifetime: `bind`, `jobs`, `http` (phones), `admin_api` with `firmware_api` and `ymcs_api`, `state` (what handlers share), `tftp`, `tls` |
 //!
 //! The binary (`src/main.rs`, bootstrapping only) has the command-line edge in `src/cli/`: one
@@ -75,5 +76,6 @@ pub mod resolve;
 pub mod rollout;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod ymcs;

@@ -845,7 +845,7 @@ async fn a_changed_settings_file_is_announced() {
     .unwrap();
     eventually(std::time::Duration::from_secs(6), || async {
         srv.log()
-            .contains("the settings file changed: restart")
+            .contains("the settings file changed: `systemctl reload phoneprov` (SIGHUP) applies public URLs")
             .then_some(())
     })
     .await

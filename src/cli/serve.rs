@@ -75,8 +75,22 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
             "no admin tokens: the admin API refuses every call; make one with `phoneprov token new NAME`"
         );
     }
+    // SIGHUP reads the command line, environment and settings file again, as at start.
+    let https_arg = args.https.clone();
+    let reread = serve::Reread(std::sync::Arc::new(move || {
+        let cli =
+            <phoneprov::config::Cli as clap::Parser>::try_parse().map_err(|e| e.to_string())?;
+        let s = Settings::resolve(&cli).map_err(|e| e.to_string())?;
+        Ok(serve::Reloaded {
+            public_url: s.public_url_configured.then(|| s.public_url.clone()),
+            public_https_url: s.public_https_url.clone(),
+            listen: (s.http.clone(), s.tftp.clone(), https_arg.clone()),
+        })
+    }));
     let cfg = ServeConfig {
         settings_file: Some(settings.file.clone()),
+        metrics_open: args.metrics_open,
+        reread: Some(reread),
         http: settings.http.clone(),
         public_url: settings
             .public_url_configured

@@ -64,6 +64,19 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
+    /// Log lines on standard error as text (for people) or JSON (one object per line, for log
+    /// shippers: time, level, target, message and every field).
+    #[arg(
+        long,
+        env = "PHONEPROV_LOG_FORMAT",
+        global = true,
+        help_heading = "Global options",
+        value_name = "text|json",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -235,6 +248,11 @@ pub struct ServeArgs {
     /// TFTP transfers running at once; more are refused as busy.
     #[arg(long, env = "PHONEPROV_TFTP_MAX_TRANSFERS", default_value_t = 1000)]
     pub tftp_max_transfers: usize,
+
+    /// Serve GET /metrics (Prometheus text) to any address without an admin token. Without
+    /// it, loopback scrapers need none and others send `Authorization: Bearer <admin token>`.
+    #[arg(long, env = "PHONEPROV_METRICS_OPEN")]
+    pub metrics_open: bool,
 
     /// On an empty database, create a demo site with a Yealink T54W and a Polycom VVX 450 and
     /// print curl commands that fetch their files.

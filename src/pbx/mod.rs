@@ -393,7 +393,15 @@ pub async fn keep_in_sync(
             {
                 continue;
             }
-            match sync(&m, &data_dir, &p.pbx, &p.domain, &p.site, false, p.prune).await {
+            let started = std::time::Instant::now();
+            let outcome = sync(&m, &data_dir, &p.pbx, &p.domain, &p.site, false, p.prune).await;
+            let result = match &outcome {
+                Ok(r) if r.import.errors.is_empty() => "ok",
+                Ok(_) => "refused",
+                Err(_) => "failed",
+            };
+            crate::telemetry::pbx_synced(&p.pbx, result, started.elapsed().as_secs_f64());
+            match outcome {
                 Ok(r) if r.import.errors.is_empty() => {
                     backoff.remove(&key);
                     if r.import.created + r.import.updated + r.import.removed > 0 {

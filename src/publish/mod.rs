@@ -302,6 +302,15 @@ fn rebuild_phone(
     out
 }
 
+/// What a running publisher can be told.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// Look for changes now (templates, policy, data).
+    Poll,
+    /// Render with these base URLs from now on.
+    Urls(crate::render::Urls),
+}
+
 /// Follows the database and the template directory, keeping `ready` current.
 pub struct Publisher {
     store: Store,
@@ -503,18 +512,59 @@ impl Publisher {
         Ok(())
     }
 
-    /// Polls until `shutdown` resolves.
-    pub async fn run(mut self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+    /// Renders with other base URLs from now on (a reload changed the public URLs): every site
+    /// again; on failure the previous URLs and files stay.
+    pub async fn set_urls(&mut self, urls: crate::render::Urls) -> Result<(), PublishError> {
+        let r = Renderer::new(&urls, Some(&self.template_dir))?;
+        self.renderer.set(r);
+        self.urls = urls;
+        self.rebuild_all().await
+    }
+
+    /// Polls every `every`, and at once when told to, until `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        every: Duration,
+        mut control: tokio::sync::mpsc::Receiver<Control>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(every);
         let mut last_prune = std::time::Instant::now();
+        let (files, bytes) = self.ready.load().size();
+        crate::telemetry::snapshot(files, bytes);
+        // Once every sender is gone, an idle channel (held here) so `recv` never spins.
+        let mut _idle = None;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {}
+                c = control.recv() => match c {
+                    Some(Control::Urls(u)) if u != self.urls => {
+                        let (http, https) = (u.http.clone(), u.https.clone());
+                        match self.set_urls(u).await {
+                            Ok(()) => tracing::warn!(public_url = %http, public_https_url = ?https,
+                                "public URLs changed: every site re-rendered"),
+                            Err(e) => tracing::error!(error = %e,
+                                "the new public URLs could not be rendered; the previous ones stay"),
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        let (tx, rx) = tokio::sync::mpsc::channel(1);
+                        _idle = Some(tx);
+                        control = rx;
+                    }
+                },
             }
+            let (before, started) = (self.ready.load(), std::time::Instant::now());
             if let Err(e) = self.poll().await {
                 tracing::error!(error = %e, "could not apply changes; will retry");
+            }
+            let after = self.ready.load();
+            if !Arc::ptr_eq(&before, &after) {
+                let (files, bytes) = after.size();
+                crate::telemetry::published(started.elapsed().as_secs_f64(), files, bytes);
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = std::time::Instant::now();

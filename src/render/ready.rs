@@ -110,6 +110,16 @@ impl Snapshot {
             .fold(0u32, |sum, (_, phones)| sum.saturating_add(*phones))
     }
 
+    /// How many rendered files the snapshot holds, and their bytes.
+    pub fn size(&self) -> (usize, usize) {
+        self.by_id.values().fold((0, 0), |(n, b), s| {
+            (
+                n + s.files.len(),
+                b + s.files.values().map(|f| f.bytes.len()).sum::<usize>(),
+            )
+        })
+    }
+
     pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteFiles>> {
         self.by_id.values()
     }

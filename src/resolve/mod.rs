@@ -154,6 +154,8 @@ pub struct Resolver {
     audit: Arc<AuditBuffer>,
     /// TFTP carries no User-Agent: which phone each address last fetched its own file as.
     by_peer: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, PeerPhone>>>,
+    /// Request counters (no-ops unless `serve` installed the recorder first).
+    meters: Arc<crate::telemetry::RequestMeters>,
 }
 
 /// The phone an address is known as; `None` once two phones were seen behind it.
@@ -177,6 +179,7 @@ impl Resolver {
             guard: Arc::new(crate::access::Guard::new(Default::default())),
             auth: Default::default(),
             audit: Default::default(),
+            meters: Default::default(),
         }
     }
 
@@ -226,6 +229,38 @@ impl Resolver {
     }
 
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
+        let (r, banned) = self.decide(facts);
+        self.count(facts, &r, banned);
+        r
+    }
+
+    /// Counts a request by transport, what it asked for and how it ended.
+    fn count(&self, facts: &RequestFacts<'_>, r: &Resolution, banned: bool) {
+        use crate::telemetry::{Kind, Result as R};
+        let name = facts.path.rsplit('/').next().unwrap_or("");
+        let kind = match r {
+            Resolution::Disk(_) if crate::firmware::identify(name).is_some() => Kind::Firmware,
+            Resolution::Disk(_) => Kind::Static,
+            _ if name.ends_with(".boot") => Kind::Boot,
+            _ if name_mac(name).is_some() => Kind::PerMac,
+            _ => Kind::Common,
+        };
+        let result = match (r, banned) {
+            (_, true) => R::Banned,
+            (Resolution::Found(_) | Resolution::Disk(_), _) => R::Served,
+            (Resolution::NotFound, _) => R::NotFound,
+            (Resolution::Unauthorized, _) => R::Unauthorized,
+        };
+        let t = match facts.transport {
+            Transport::Http => 0,
+            Transport::Https => 1,
+            Transport::Tftp => 2,
+        };
+        self.meters.count(t, kind, result);
+    }
+
+    /// The answer, and whether the address was banned.
+    fn decide(&self, facts: &RequestFacts<'_>) -> (Resolution, bool) {
         let now = now_ms();
         let snap = self.ready.load();
         let generic_miss = || miss_for(None, &snap);
@@ -246,10 +281,10 @@ impl Resolver {
                     now,
                 );
             }
-            return generic_miss();
+            return (generic_miss(), true);
         }
         let Some(target) = split_path(facts.path) else {
-            return generic_miss();
+            return (generic_miss(), false);
         };
         let (r, count_miss) = self.resolve_target(facts, &target, &snap, now);
         if count_miss {
@@ -261,6 +296,7 @@ impl Resolver {
                     .max(snap.phones_in_site_networks(facts.peer))
             };
             if let Some(ban) = self.guard.miss(facts.peer, now, phones) {
+                crate::telemetry::banned(self.guard.active());
                 if ban.phones > 0 {
                     tracing::warn!(target: "phoneprov::audit", peer = %facts.peer, misses = ban.misses,
                         phones = ban.phones, until_ms = ban.until, transport = facts.transport.as_str(),
@@ -272,7 +308,7 @@ impl Resolver {
                 }
             }
         }
-        r
+        (r, false)
     }
 
     /// Whether the caller may have the site's files, and what its credentials proved. The

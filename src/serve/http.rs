@@ -20,10 +20,53 @@ use super::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
         .nest("/api/v1", super::admin_api::routes(state.clone()))
         .fallback(phone_request)
         .layer(middleware::from_fn(limit_headers))
         .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text. Open to the host itself (127.0.0.1 or ::1: a local
+/// scraper or agent), to any address with `--metrics-open`, otherwise only with an admin
+/// bearer token.
+async fn metrics_text(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let local = match peer.ip() {
+        std::net::IpAddr::V4(a) => a == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    };
+    let allowed =
+        local || st.metrics_open || token.is_some_and(|t| st.admin_tokens.verify(t).is_some());
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need an admin token from this address (or serve --metrics-open)\n",
+        )
+            .into_response();
+    }
+    match &st.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not recorded\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Largest total size of a request's headers; phones send a few hundred bytes.
@@ -113,35 +156,10 @@ async fn phone_request(
 ) -> Response {
     match *req.method() {
         Method::GET | Method::HEAD => {
-            let path = req.uri().path();
-            let facts = facts_of(&req, peer, st.scheme);
-            match st.resolver.resolve(&facts) {
-                Resolution::Found(file) => {
-                    tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
-                    let mut headers = HeaderMap::new();
-                    if let Ok(v) = HeaderValue::from_str(&file.etag) {
-                        headers.insert(header::ETAG, v);
-                    }
-                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                    if etag_matches(req.headers(), &file.etag) {
-                        return (StatusCode::NOT_MODIFIED, headers).into_response();
-                    }
-                    headers.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(file.content_type),
-                    );
-                    (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
-                }
-                Resolution::Disk(d) => disk_response(&d, req.headers(), peer).await,
-                Resolution::NotFound => {
-                    tracing::debug!(%peer, path = %path, "not found");
-                    not_found()
-                }
-                Resolution::Unauthorized => {
-                    tracing::debug!(%peer, path = %path, "unauthorized");
-                    unauthorized(&st)
-                }
-            }
+            let started = std::time::Instant::now();
+            let r = answer(&st, peer, req).await;
+            st.latency.record(started.elapsed().as_secs_f64());
+            r
         }
         Method::PUT => upload(st, peer, req).await,
         _ => (
@@ -150,6 +168,39 @@ async fn phone_request(
             "Method Not Allowed\n",
         )
             .into_response(),
+    }
+}
+
+/// A phone's GET or HEAD.
+async fn answer(st: &AppState, peer: SocketAddr, req: Request) -> Response {
+    let path = req.uri().path();
+    let facts = facts_of(&req, peer, st.scheme);
+    match st.resolver.resolve(&facts) {
+        Resolution::Found(file) => {
+            tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&file.etag) {
+                headers.insert(header::ETAG, v);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            if etag_matches(req.headers(), &file.etag) {
+                return (StatusCode::NOT_MODIFIED, headers).into_response();
+            }
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            );
+            (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
+        }
+        Resolution::Disk(d) => disk_response(&d, req.headers(), peer).await,
+        Resolution::NotFound => {
+            tracing::debug!(%peer, path = %path, "not found");
+            not_found()
+        }
+        Resolution::Unauthorized => {
+            tracing::debug!(%peer, path = %path, "unauthorized");
+            unauthorized(st)
+        }
     }
 }
 

@@ -51,6 +51,80 @@ impl Jobs {
     }
 }
 
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`) how the server is doing.
+pub fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(states)
+    {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
+/// On SIGHUP (`systemctl reload phoneprov`): reads the settings again and applies what can
+/// change live — the public URLs, by re-rendering every site — says which changes need a
+/// restart (listen addresses), and has the publisher look for template, policy and data
+/// changes at once. Certificates are re-read within a second of changing, signal or not.
+pub async fn on_hangup(
+    reread: Option<super::Reread>,
+    mut now: super::Reloaded,
+    bound_url: String,
+    control: tokio::sync::mpsc::Sender<crate::publish::Control>,
+    stop: Stop,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be handled here: reload by restarting");
+        return;
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(t) => notify_systemd(&[sd_notify::NotifyState::Reloading, t]),
+            Err(_) => notify_systemd(&[sd_notify::NotifyState::Reloading]),
+        }
+        tracing::info!("SIGHUP: reloading");
+        if let Some(r) = &reread {
+            match (r.0)() {
+                Ok(new) => {
+                    if new.listen != now.listen {
+                        tracing::warn!(now = ?now.listen, wanted = ?new.listen,
+                            "listen addresses changed in the settings: restart `phoneprov serve` to apply them");
+                    }
+                    if (&new.public_url, &new.public_https_url)
+                        != (&now.public_url, &now.public_https_url)
+                    {
+                        let http = new.public_url.clone().unwrap_or_else(|| bound_url.clone());
+                        let urls = crate::render::Urls::new(&http, new.public_https_url.as_deref());
+                        let _ = control.send(crate::publish::Control::Urls(urls)).await;
+                    }
+                    now = new;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the settings could not be read; nothing changed")
+                }
+            }
+        }
+        let _ = control.send(crate::publish::Control::Poll).await;
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+/// Keeps the Prometheus histograms bounded (the exporter's periodic upkeep).
+pub async fn metrics_upkeep(h: metrics_exporter_prometheus::PrometheusHandle, stop: Stop) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => h.run_upkeep(),
+        }
+    }
+}
+
 /// Writes pending last-seen and audit records every second, and once more when stopping. A
 /// failure (a full disk, a locked database) keeps the records for the next try and is logged
 /// once when it starts, with the error, and once when writing works again.
@@ -80,11 +154,15 @@ pub async fn flush(seen: Arc<SeenBuffer>, audit: Arc<AuditBuffer>, store: Store,
             }
             (Ok(()), None) => {}
             (Err(e), None) => {
+                crate::telemetry::flush_failed();
                 tracing::warn!(error = %e,
                     "last-seen and fetch audit not written: kept in memory and retried every second (phones are still served)");
                 failing_since = Some(std::time::Instant::now());
             }
-            (Err(e), Some(_)) => tracing::debug!(error = %e, "last-seen and audit: still failing"),
+            (Err(e), Some(_)) => {
+                crate::telemetry::flush_failed();
+                tracing::debug!(error = %e, "last-seen and audit: still failing")
+            }
         }
         if stopping {
             return;
@@ -120,7 +198,7 @@ pub async fn watch_settings(
         if now != last {
             last = now;
             tracing::warn!(file = %file.display(),
-                "the settings file changed: restart `phoneprov serve` to apply it (public URLs and listen addresses are read at start; sites, phones, templates, the firmware policy and certificates need no restart)");
+                "the settings file changed: `systemctl reload phoneprov` (SIGHUP) applies public URLs; listen addresses need a restart (sites, phones, templates, the firmware policy and certificates need neither)");
         }
     }
 }

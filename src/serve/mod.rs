@@ -53,6 +53,29 @@ pub struct ServeConfig {
     pub tftp_cfg: tftp::TftpConfig,
     /// The settings file read at start: a change to it is announced (it takes a restart).
     pub settings_file: Option<std::path::PathBuf>,
+    /// Serve `/metrics` to any address without an admin token.
+    pub metrics_open: bool,
+    /// How to read the settings again on SIGHUP; `None`: SIGHUP only polls for changes.
+    pub reread: Option<Reread>,
+}
+
+/// What a reload can read again: the settings as the command line and file give them now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub public_url: Option<String>,
+    pub public_https_url: Option<String>,
+    /// Listen addresses (HTTP, TFTP, HTTPS): a change takes a restart.
+    pub listen: (String, Option<String>, Option<String>),
+}
+
+/// Reads the settings again (a closure of the CLI's, so the same precedence applies).
+#[derive(Clone)]
+pub struct Reread(pub Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reread(..)")
+    }
 }
 
 /// Where the server listens, once bound.
@@ -106,6 +129,7 @@ pub async fn run(
         "database integrity check passed"
     );
     let listeners = bind::bind(&cfg).await?;
+    let metrics = crate::telemetry::install();
     let addr = listeners.http_addr;
     let public_url = bind::public_url(&cfg, addr);
 
@@ -145,11 +169,23 @@ pub async fn run(
             upload_cap: cfg.upload_cap,
             scheme,
             data_dir: cfg.data_dir.clone(),
+            metrics: metrics.clone(),
+            metrics_open: cfg.metrics_open,
+            latency: metrics::histogram!("phoneprov_request_duration_seconds",
+                "transport" => scheme.as_str()),
         })
     };
 
     let mut jobs = jobs::Jobs::new();
-    jobs.spawn(|stop| publisher.run(cfg.poll_every, stop));
+    let (control, control_rx) = tokio::sync::mpsc::channel(4);
+    jobs.spawn(|stop| publisher.run(cfg.poll_every, control_rx, stop));
+    let now = Reloaded {
+        public_url: cfg.public_url.clone(),
+        public_https_url: cfg.public_https_url.clone(),
+        listen: (cfg.http.clone(), cfg.tftp.clone(), cfg.https.clone()),
+    };
+    let reread = cfg.reread.clone();
+    jobs.spawn(|stop| jobs::on_hangup(reread, now, public_url.clone(), control, stop));
     if let Some(f) = cfg.settings_file.clone() {
         // Fingerprinted now, before the server says it is ready: a change made after that is
         // always seen.
@@ -157,6 +193,9 @@ pub async fn run(
         jobs.spawn(|stop| jobs::watch_settings(f, first, stop));
     }
     jobs.spawn(|stop| jobs::flush(seen, audit, store.clone(), stop));
+    if let Some(h) = metrics.clone() {
+        jobs.spawn(|stop| jobs::metrics_upkeep(h, stop));
+    }
     if let Some(every) = cfg.sync_every {
         let (m, dir) = (manager.clone(), cfg.data_dir.clone());
         jobs.spawn(|stop| crate::pbx::keep_in_sync(m, dir, every, stop));
@@ -190,11 +229,13 @@ pub async fn run(
         &public_url,
     );
     tracing::info!(%addr, tftp = ?listeners.tftp_addr, %public_url, "serving");
+    jobs::notify_systemd(&[sd_notify::NotifyState::Ready]);
     let app = http::router(state_for(crate::resolve::Transport::Http))
         .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listeners.http, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            jobs::notify_systemd(&[sd_notify::NotifyState::Stopping]);
             tracing::info!("shutting down");
         })
         .await;

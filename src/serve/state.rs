@@ -35,4 +35,10 @@ pub struct AppInner {
     pub scheme: Transport,
     /// The data dir (YMCS settings).
     pub data_dir: std::path::PathBuf,
+    /// The Prometheus text, when the recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `/metrics` for any address without a token (`--metrics-open`); loopback always is.
+    pub metrics_open: bool,
+    /// Time to answer a phone on this listener.
+    pub latency: metrics::Histogram,
 }

@@ -254,17 +254,24 @@ impl Client {
         path: &str,
         r: reqwest::Result<reqwest::Response>,
     ) -> Result<Value, YmcsError> {
-        let r = r.map_err(|e| YmcsError::Transport {
-            path: path.into(),
-            reason: crate::outbound::describe_send_error(&e),
+        let r = r.map_err(|e| {
+            crate::telemetry::cloud_call("ymcs", "error");
+            YmcsError::Transport {
+                path: path.into(),
+                reason: crate::outbound::describe_send_error(&e),
+            }
         })?;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) {
+            crate::telemetry::cloud_call("ymcs", "ok");
             return Ok(body);
         }
         if status == 429 {
             self.throttled += 1;
+            crate::telemetry::cloud_call("ymcs", "throttled");
+        } else {
+            crate::telemetry::cloud_call("ymcs", "error");
         }
         let details = body["details"]
             .as_array()

@@ -208,15 +208,22 @@ impl RpsClient {
         for (k, v) in &headers {
             req = req.header(*k, v);
         }
-        let r = req
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| YmcsError::Transport {
+        let r = req.body(bytes).send().await.map_err(|e| {
+            crate::telemetry::cloud_call("rps", "error");
+            YmcsError::Transport {
                 path: path.into(),
                 reason: crate::outbound::describe_send_error(&e),
-            })?;
+            }
+        })?;
         let status = r.status().as_u16();
+        crate::telemetry::cloud_call(
+            "rps",
+            match status {
+                200..=299 => "ok",
+                429 => "throttled",
+                _ => "error",
+            },
+        );
         let text = r.text().await.unwrap_or_default();
         let v: Value = serde_json::from_str(&text).map_err(|_| YmcsError::Answer {
             path: path.into(),

@@ -150,11 +150,29 @@ pub async fn serve_read(
         }
     };
     let started = Instant::now();
+    let counted = crate::telemetry::tftp_started();
     let len = source.len();
     let report = |acked: u64| files.progress(peer, &req.filename, acked, len);
     let (end, sent) = send(&sock, &mut source, &agreed, cfg, &cancel, &report).await;
     files.finished(peer, &req.filename, &end, len);
     let secs = started.elapsed().as_secs_f64();
+    let how = match &end {
+        End::Done => "done",
+        End::Unconfirmed => "unconfirmed",
+        End::ClientError(_) => "client_error",
+        End::Abandoned => "abandoned",
+        End::Gone => "gone",
+        End::Superseded => "superseded",
+    };
+    let payload = sent.saturating_mul(agreed.blksize as u64).min(len.max(1));
+    counted.end(
+        how,
+        if matches!(end, End::Done | End::Unconfirmed) {
+            len
+        } else {
+            payload
+        },
+    );
     match end {
         End::Done => {
             tracing::info!(%peer, file = %req.filename, bytes = len, blksize = agreed.blksize,
