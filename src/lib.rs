@@ -27,6 +27,7 @@
 //! | [`rollout`] | firmware verbs: store, assign, check, audit |
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
+//! | [`backup`] | online backup of an install to one archive, and its checked restore |
 //! | [`tokens`] | admin API tokens, kept as hashes |
 //! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
@@ -58,6 +59,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod firmware;

@@ -4,6 +4,7 @@
 //! to its group; `main.rs` only starts logging and the runtime and maps errors to exit codes.
 
 mod audit;
+mod backup;
 mod demo;
 mod firmware;
 mod import;
@@ -31,6 +32,10 @@ use phoneprov::store::Store;
 /// Runs one command: 0 done, 2 refused, 3 a dry run, 1 anything else (an `Err`).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&cli)?;
+    if let Command::Restore(args) = cli.command {
+        // Into an empty dir: nothing may be opened or created there first.
+        return backup::restore(&settings.data_dir, args, cli.json).await;
+    }
     setup::ensure_data_dir(&settings, setup::creates_data(&cli.command))?;
     let store = Store::open(&settings.db_path())
         .await
@@ -59,7 +64,10 @@ async fn dispatch(
         data_dir,
     )?;
     match command {
-        Command::Serve(_) | Command::Token(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Token(_) | Command::Restore(_) => {
+            unreachable!("handled above")
+        }
+        Command::Backup(args) => backup::backup(store, data_dir, args, json).await,
         Command::Site(cmd) => site::run(&m, cmd, json).await,
         Command::Phone(cmd) => phone::run(&m, cmd, json).await,
         Command::Line(cmd) => line::run(&m, cmd, json).await,

@@ -123,6 +123,18 @@ pub enum Command {
     Ymcs(YmcsCmd),
     /// Fetches of sensitive files (per-MAC and rendered files), newest first.
     Audit(AuditArgs),
+    /// Copy the whole install (database with audit, firmware, settings, TLS, tokens,
+    /// credentials) into one archive, while `serve` runs.
+    Backup(BackupArgs),
+    /// Bring an install back from a `backup` archive into an empty --data-dir, checked.
+    Restore(BackupArgs),
+}
+
+/// The archive of `phoneprov backup` and `phoneprov restore`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The archive file (tar; it holds SIP passwords: keep it private).
+    pub file: PathBuf,
 }
 
 /// Arguments of `phoneprov import`.

@@ -12,6 +12,7 @@ mod phones;
 mod seen;
 mod settings;
 mod sites;
+pub mod snapshot;
 
 pub use audit::*;
 pub use pbx::*;
