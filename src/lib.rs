@@ -28,6 +28,7 @@
 //! | [`recover`] | the recovery responder for bricked phones |
 //! | [`import`] | bulk CSV import (validated, all or nothing, idempotent) and export |
 //! | [`backup`] | online backup of an install to one archive, and its checked restore |
+//! | [`doctor`] | read-only checks before a rollout: URLs, TFTP, policy, cloud and PBX credentials |
 //! | [`tokens`] | admin API tokens, kept as hashes |
 //! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
@@ -62,6 +63,7 @@ pub mod auth;
 pub mod backup;
 pub mod catalog;
 pub mod config;
+pub mod doctor;
 pub mod firmware;
 pub mod import;
 pub mod lastseen;

@@ -132,7 +132,11 @@ async fn a_backup_taken_during_a_storm_restores_to_the_same_install() {
             .send()
             .await
             .unwrap();
-        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200), "{m}");
+        assert_eq!(
+            (a.status().as_u16(), b.status().as_u16()),
+            (200, 200),
+            "{m}"
+        );
         assert_eq!(a.bytes().await.unwrap(), b.bytes().await.unwrap(), "{m}");
     }
     let img = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.70(20211130).rom";

@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod demo;
+mod doctor;
 mod firmware;
 mod import;
 mod line;
@@ -58,16 +59,27 @@ async fn dispatch(
     if let Command::Token(cmd) = command {
         return token::run(&settings.tokens_path(), cmd, json);
     }
+    if let Command::Doctor(args) = command {
+        // The doctor runs even when the verbs cannot be set up: it says why.
+        let m = Manager::open(
+            store.clone(),
+            phoneprov::render::Urls::of(settings),
+            data_dir,
+        )
+        .ok();
+        return doctor::run(store, m.as_ref(), settings, args, json).await;
+    }
     let m = Manager::open(
         store.clone(),
         phoneprov::render::Urls::of(settings),
         data_dir,
     )?;
     match command {
-        Command::Serve(_) | Command::Token(_) | Command::Restore(_) => {
+        Command::Serve(_) | Command::Token(_) | Command::Restore(_) | Command::Doctor(_) => {
             unreachable!("handled above")
         }
         Command::Backup(args) => backup::backup(store, data_dir, args, json).await,
+
         Command::Site(cmd) => site::run(&m, cmd, json).await,
         Command::Phone(cmd) => phone::run(&m, cmd, json).await,
         Command::Line(cmd) => line::run(&m, cmd, json).await,

@@ -128,6 +128,17 @@ pub enum Command {
     Backup(BackupArgs),
     /// Bring an install back from a `backup` archive into an empty --data-dir, checked.
     Restore(BackupArgs),
+    /// Check what a rollout needs — public URLs answer, TFTP, the policy, YMCS/RPS and PBX
+    /// credentials (reads only) — one line each; exit 1 if anything needs fixing.
+    Doctor(DoctorArgs),
+}
+
+/// Arguments of `phoneprov doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Where `serve` answers TFTP (default: the settings' TFTP address; "off" skips it).
+    #[arg(long, value_name = "ADDR|off")]
+    pub tftp: Option<String>,
 }
 
 /// The archive of `phoneprov backup` and `phoneprov restore`.
