@@ -6,12 +6,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use ipnet::IpNet;
+
 /// An address range such as `192.0.2.0/24` or `2001:db8::/32`; a bare address is a /32 or /128.
+/// The arithmetic is `ipnet`'s; this type adds the mapped-address rule, refuses host bits, and
+/// words errors for operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// Whether `ip` lies in the range.
@@ -20,17 +21,7 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
-                u32::from(net) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
-                u128::from(net) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
@@ -38,42 +29,34 @@ impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Cidr, String> {
         let bad = |why: &str| format!("'{s}' is not a network ({why}); expected e.g. 192.0.2.0/24");
-        let (a, p) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
+        let t = s.trim();
+        let net = match t.split_once('/') {
+            Some((a, p)) => {
+                let addr: IpAddr = a.parse().map_err(|_| bad("bad address"))?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let prefix = p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| bad(&format!("prefix must be 0 to {max}")))?;
+                IpNet::new(addr, prefix).map_err(|_| bad(&format!("prefix must be 0 to {max}")))?
+            }
+            None => IpNet::from(t.parse::<IpAddr>().map_err(|_| bad("bad address"))?),
         };
-        let addr: IpAddr = a.parse().map_err(|_| bad("bad address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| bad(&format!("prefix must be 0 to {max}")))?,
-            None => max,
-        };
-        let c = Cidr { addr, prefix };
         // Host bits set (`192.0.2.7/24`) is almost always a typo for a different network.
-        let net = match addr {
-            IpAddr::V4(v) => {
-                let m = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
-                IpAddr::V4((u32::from(v) & m).into())
-            }
-            IpAddr::V6(v) => {
-                let m = u128::MAX.checked_shl(128 - prefix as u32).unwrap_or(0);
-                IpAddr::V6((u128::from(v) & m).into())
-            }
-        };
-        if net != addr {
-            return Err(bad(&format!("host bits set; did you mean {net}/{prefix}?")));
+        if net.trunc() != net {
+            return Err(bad(&format!(
+                "host bits set; did you mean {}?",
+                net.trunc()
+            )));
         }
-        Ok(c)
+        Ok(Cidr(net))
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        write!(f, "{}/{}", self.0.addr(), self.0.prefix_len())
     }
 }
 

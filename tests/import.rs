@@ -599,3 +599,52 @@ fn model_names_with_the_brand() {
     ]);
     assert!(err.contains("T99"), "{err}");
 }
+
+/// The library reports both passes: rows validated (every 1,000) and phones written of those
+/// that change, ending at the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_reports_validation_and_writing_progress() {
+    use phoneprov::import::{Input, Options, Progress, Step};
+    let env = Env::new();
+    env.seed();
+    let mut csv = String::from("mac,model,site,line1_user,line1_password\n");
+    for i in 0..4500 {
+        csv.push_str(&format!(
+            "805ecb{i:06x},T54W,valleywide,{},pw-{i:05}-x\n",
+            1000 + i
+        ));
+    }
+    let path = env.data_dir().join("big.csv");
+    std::fs::write(&path, csv).unwrap();
+    let store = phoneprov::store::Store::open(&env.data_dir().join("phoneprov.sqlite"))
+        .await
+        .unwrap();
+    let m = phoneprov::manage::Manager::open(store.clone(), "http://prov.test", env.data_dir())
+        .unwrap();
+    let steps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = steps.clone();
+    let progress = Progress::new(move |s| s2.lock().unwrap().push(s));
+    let r = phoneprov::import::import(&m, &Input::Path(path), &Options::default(), &progress)
+        .await
+        .unwrap();
+    assert_eq!(r.created, 4500);
+    let steps = steps.lock().unwrap().clone();
+    let validated: Vec<u64> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Validated(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(validated, [1000, 2000, 3000, 4000], "{steps:?}");
+    let written: Vec<(u64, u64)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Written { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.last(), Some(&(4500, 4500)), "{steps:?}");
+    assert!(written.len() >= 3, "batches of 2,000: {written:?}");
+    store.close().await;
+}

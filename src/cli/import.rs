@@ -46,16 +46,32 @@ pub async fn import(
         allow_move,
         ..Default::default()
     };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
-    let mut progress = |n: u64| {
-        if tty {
-            eprint!("\rwriting: {n} phones");
-        }
+    // Progress on stderr when it is a terminal (indicatif draws nothing otherwise).
+    let bar = match json {
+        true => indicatif::ProgressBar::hidden(),
+        false => indicatif::ProgressBar::new_spinner(),
     };
-    let report = phoneprov::import::import(m, &input, &opts, &mut progress).await?;
-    if tty && report.applied {
-        eprintln!();
-    }
+    bar.set_message("validating");
+    let b2 = bar.clone();
+    let progress = phoneprov::import::Progress::new(move |s| match s {
+        phoneprov::import::Step::Validated(n) => {
+            b2.set_message(format!("validating: {n} rows checked"));
+            b2.tick();
+        }
+        phoneprov::import::Step::Written { done, total } => {
+            if b2.length() != Some(total) {
+                b2.set_length(total);
+                b2.set_style(
+                    indicatif::ProgressStyle::with_template("writing {bar:30} {pos}/{len} phones")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+            }
+            b2.set_position(done);
+        }
+    });
+    let report = phoneprov::import::import(m, &input, &opts, &progress).await;
+    bar.finish_and_clear();
+    let report = report?;
     print(json, &report, import_text(&report));
     if !report.errors.is_empty() {
         return Ok(ExitCode::from(2));

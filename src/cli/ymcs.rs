@@ -2,7 +2,6 @@
 //! result table. Exit codes: 0 done, 3 dry run (nothing changed; re-run with --confirm),
 //! 1 some MACs failed (the report names them), 2 refused.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use phoneprov::config::{YmcsCmd, YmcsTarget};
@@ -25,14 +24,26 @@ fn refused(e: OpError) -> anyhow::Error {
     }
 }
 
-/// A progress bar on stderr when it is a terminal and the batch is large.
+/// A progress bar on stderr (drawn only when it is a terminal) for large batches.
 fn progress(done: usize, total: usize) {
-    if total >= 20 && std::io::stderr().is_terminal() {
-        let w = 30 * done / total.max(1);
-        eprint!("\r[{}{}] {done}/{total}", "#".repeat(w), " ".repeat(30 - w));
-        if done == total {
-            eprintln!();
-        }
+    static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+    if total < 20 {
+        return;
+    }
+    let mut g = BAR.lock().unwrap_or_else(|p| p.into_inner());
+    let bar = g.get_or_insert_with(|| {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} phones")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
+    if done >= total {
+        bar.finish_and_clear();
+        *g = None;
     }
 }
 

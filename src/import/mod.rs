@@ -248,12 +248,40 @@ async fn run_pass(
     .map_err(|e| Error::Invalid(format!("import stopped: {e}")))?
 }
 
+/// How far an import has got, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Rows checked so far in the first pass (reported every 1,000 rows).
+    Validated(u64),
+    /// Phones written of those that change.
+    Written { done: u64, total: u64 },
+}
+
+/// Where an import reports its steps (cheap to clone; called from the reading task too).
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(Step) + Send + Sync>);
+
+impl Progress {
+    pub fn new(f: impl Fn(Step) + Send + Sync + 'static) -> Progress {
+        Progress(Arc::new(f))
+    }
+
+    /// Reports nothing.
+    pub fn none() -> Progress {
+        Progress::new(|_| {})
+    }
+
+    fn report(&self, s: Step) {
+        (self.0)(s)
+    }
+}
+
 /// Imports a CSV file: validate all, then all or nothing.
 pub async fn import(
     m: &Manager,
     input: &Input,
     opts: &Options,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &Progress,
 ) -> Result<Report, Error> {
     let delimiter = sniff_delimiter(input)
         .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", input.name())))?;
@@ -271,6 +299,7 @@ pub async fn import(
     }
     let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let c2 = counts.clone();
+    let p2 = progress.clone();
     let (rows, hash, mut errors) = run_pass(&existing, input, opts, delimiter, move |plan| {
         let mut c = c2
             .lock()
@@ -279,6 +308,10 @@ pub async fn import(
             Change::Created => c.created += 1,
             Change::Updated => c.updated += 1,
             Change::Unchanged => c.unchanged += 1,
+        }
+        let checked = c.created + c.updated + c.unchanged;
+        if checked % 1000 == 0 {
+            p2.report(Step::Validated(checked));
         }
         c.macs.push(plan.phone.mac);
         c.planned.push(plan.phone.clone());
@@ -389,7 +422,10 @@ pub async fn import(
             store::upsert_phones(&mut tx, &phones).await?;
             store::upsert_lines(&mut tx, &lines).await?;
             written += phones.len() as u64;
-            progress(written);
+            progress.report(Step::Written {
+                done: written,
+                total: report.created + report.updated,
+            });
             phones.clear();
             lines.clear();
         }
@@ -397,7 +433,10 @@ pub async fn import(
     store::upsert_phones(&mut tx, &phones).await?;
     store::upsert_lines(&mut tx, &lines).await?;
     written += phones.len() as u64;
-    progress(written);
+    progress.report(Step::Written {
+        done: written,
+        total: report.created + report.updated,
+    });
     let (_, hash2, errors2) = reading
         .await
         .map_err(|e| Error::Invalid(format!("import stopped: {e}")))??;

@@ -336,7 +336,13 @@ pub async fn sync(
         exact_lines: true,
         prune,
     };
-    let mut report = import::import(m, &Input::Bytes(bytes.into()), &opts, &mut |_| {}).await?;
+    let mut report = import::import(
+        m,
+        &Input::Bytes(bytes.into()),
+        &opts,
+        &crate::import::Progress::none(),
+    )
+    .await?;
     for e in &mut report.errors {
         e.record = records
             .get(e.line as usize)

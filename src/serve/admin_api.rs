@@ -265,7 +265,8 @@ async fn import_csv(
         allow_move: q.allow_move,
         ..Default::default()
     };
-    let report = crate::import::import(&st.manager, &input, &opts, &mut |_| {}).await?;
+    let report =
+        crate::import::import(&st.manager, &input, &opts, &crate::import::Progress::none()).await?;
     let status = if report.errors.is_empty() {
         StatusCode::OK
     } else {
