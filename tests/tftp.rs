@@ -560,6 +560,42 @@ fn a_resent_ack_is_answered_at_once_and_a_repeated_request_takes_over() {
 }
 
 #[test]
+fn at_the_transfer_limit_a_slot_being_freed_is_waited_for_and_overload_is_busy() {
+    let (_env, key, srv) = setup(&["--tftp-max-transfers", "1"]);
+    let name = format!("p/{key}/k1024.dat");
+    // One transfer holds the only slot (its client never ACKs).
+    let holder = Raw::new(&srv.tftp);
+    holder.send_to_listener(&rrq(&name, "octet", &[]));
+    let (op, _, _, holder_tid) = holder.recv().unwrap();
+    assert_eq!(op, 3);
+    // A second client meanwhile: refused as busy, after the short grace.
+    let other = Raw::new(&srv.tftp);
+    let t = std::time::Instant::now();
+    other.send_to_listener(&rrq(&name, "octet", &[]));
+    let (op, _, msg, _) = other.recv().unwrap();
+    assert_eq!(op, 5);
+    assert!(String::from_utf8_lossy(&msg).contains("server busy"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        t.elapsed()
+    );
+    // A request sent just before the holder finishes gets the slot instead of "busy".
+    let next = Raw::new(&srv.tftp);
+    next.send_to_listener(&rrq(&name, "octet", &[]));
+    std::thread::sleep(Duration::from_millis(20));
+    holder.sock.send_to(&ack(1), holder_tid).unwrap();
+    let (_, b, _, _) = holder.recv().unwrap();
+    assert_eq!(b, 2);
+    holder.sock.send_to(&ack(2), holder_tid).unwrap();
+    let (_, b, d, _) = holder.recv().unwrap();
+    assert_eq!((b, d.len()), (3, 0));
+    holder.sock.send_to(&ack(3), holder_tid).unwrap();
+    let (op, block, _, _) = next.recv().expect("served once the slot was free");
+    assert_eq!((op, block), (3, 1), "not refused");
+}
+
+#[test]
 fn window_of_blocks_and_partial_acks() {
     let (env, key, srv) = setup(&[]);
     let want = std::fs::read(env.data_dir().join("files/b5000.dat")).unwrap(); // 10 blocks of 512

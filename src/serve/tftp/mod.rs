@@ -51,6 +51,9 @@ impl Default for TftpConfig {
     }
 }
 
+/// How long a request at the transfer limit waits for a slot before "server busy".
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The running transfer of each client address, by a number of its own.
 type Running = Arc<Mutex<HashMap<SocketAddr, (u64, CancellationToken)>>>;
 
@@ -99,11 +102,6 @@ pub async fn run(
         };
         match Packet::parse(&buf[..n]) {
             Ok(Packet::Rrq(req)) => {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, file = %req.filename, "tftp busy: transfer refused");
-                    refuse(&sock, peer, ErrorCode::NotDefined, "server busy, try again").await;
-                    continue;
-                };
                 let cancel = CancellationToken::new();
                 next_id += 1;
                 let id = next_id;
@@ -112,16 +110,37 @@ pub async fn run(
                     tracing::debug!(%peer, file = %req.filename, "tftp: request repeated; the new one takes over");
                     earlier.cancel();
                 }
-                let (files, cfg, running) = (files.clone(), cfg.clone(), running.clone());
+                let (files, cfg, running, slots, sock) = (
+                    files.clone(),
+                    cfg.clone(),
+                    running.clone(),
+                    slots.clone(),
+                    sock.clone(),
+                );
                 tokio::spawn(async move {
-                    transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg, cancel).await;
+                    // At the limit, a slot a transfer is just giving up (the phone's previous
+                    // file, or the transfer this request replaces) is waited for briefly
+                    // rather than answered "busy".
+                    let permit = match slots.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => tokio::time::timeout(BUSY_GRACE, slots.acquire_owned())
+                            .await
+                            .ok()
+                            .and_then(Result::ok),
+                    };
+                    if let Some(permit) = permit {
+                        transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg, cancel)
+                            .await;
+                        drop(permit);
+                    } else {
+                        tracing::warn!(%peer, file = %req.filename, "tftp busy: transfer refused");
+                        refuse(&sock, peer, ErrorCode::NotDefined, "server busy, try again").await;
+                    }
                     let mut map = lock(&running);
                     // Only this transfer's own entry: a newer one may have replaced it.
                     if map.get(&peer).is_some_and(|(i, _)| *i == id) {
                         map.remove(&peer);
                     }
-                    drop(map);
-                    drop(permit);
                 });
             }
             Ok(Packet::Wrq(req)) => {
