@@ -35,18 +35,13 @@ async fn metrics_text(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     let local = match peer.ip() {
         std::net::IpAddr::V4(a) => a == std::net::Ipv4Addr::LOCALHOST,
         std::net::IpAddr::V6(a) => {
             a.is_loopback() || a.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
         }
     };
-    let allowed =
-        local || st.metrics_open || token.is_some_and(|t| st.admin_tokens.verify(t).is_some());
+    let allowed = local || st.metrics_open || st.is_admin(&headers);
     if !allowed {
         return (
             StatusCode::UNAUTHORIZED,

@@ -42,3 +42,15 @@ pub struct AppInner {
     /// Time to answer a phone on this listener.
     pub latency: metrics::Histogram,
 }
+
+impl AppInner {
+    /// Whether the request carries a valid admin bearer token (checked in constant time).
+    pub fn is_admin(&self, headers: &axum::http::HeaderMap) -> bool {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        self.admin_tokens.verify(given).is_some()
+    }
+}
