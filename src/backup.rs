@@ -55,7 +55,8 @@ fn io(what: impl std::fmt::Display, e: std::io::Error) -> BackupError {
     BackupError::Io(format!("{what}: {e}"))
 }
 
-/// Files of the data dir to archive (relative paths), the live database files left out.
+/// Files of the data dir to archive (relative paths), the live database files and the
+/// rendered files left out.
 fn data_files(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
     fn walk(root: &Path, d: &Path, out: &mut Vec<PathBuf>) -> Result<(), BackupError> {
         let entries = std::fs::read_dir(d).map_err(|e| io(d.display(), e))?;
@@ -64,6 +65,11 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
             let p = e.path();
             let t = e.file_type().map_err(|e| io(p.display(), e))?;
             if t.is_dir() {
+                // Rendered files are derived from the rest (and rewritten while serving): a
+                // restored install renders them again on its first start.
+                if d == root && e.file_name() == crate::render::stored::DIR {
+                    continue;
+                }
                 walk(root, &p, out)?;
             } else if t.is_file() {
                 let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();

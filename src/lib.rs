@@ -3,9 +3,11 @@
 //! # Layout
 //!
 //! A phone's request travels: transport (`serve::http`) → [`resolve`] (path, peer and
-//! User-Agent to bytes) → [`render::ready`] (files rendered in advance). Data changes travel:
-//! CLI or admin API → [`manage`] (validate, change, trial-render, commit) → [`store`] (SQLite,
-//! with a change log) → [`publish`] (re-render what changed into the ready snapshot).
+//! User-Agent to bytes) → [`render::ready`] (files rendered in advance: sites' shared files in
+//! memory, phones' files in [`render::stored`] packs on disk behind the [`render::cache`]).
+//! Data changes travel: CLI or admin API → [`manage`] (validate, change, trial-render, commit)
+//! → [`store`] (SQLite, with a change log) → [`publish`] (re-render what changed, a page of
+//! phones at a time, into the packs and the ready snapshot).
 //!
 //! | module | owns |
 //! |---|---|
@@ -14,10 +16,10 @@
 //! | [`model`] | plain records: site, phone, line, setting, last-seen |
 //! | [`config`] | command line and settings file |
 //! | [`store`] | the database: migrations and every query |
-//! | [`render`] | templates, their context, the ready-bytes snapshot |
+//! | [`render`] | templates, their context, the ready snapshot, rendered files on disk and their memory cache |
 //! | [`firmware`] | what an image is: its bytes, known builds, claims from file names, versions, the allow/deny policy, and the one judgement every entry point uses |
 //! | [`lastseen`] | last-seen records batched off the request path |
-//! | [`publish`] | keeps the snapshot in step with the database and templates |
+//! | [`publish`] | keeps the snapshot and the files on disk in step with the database, templates and policy; serves what is on disk at once after a start |
 //! | [`access`] | repeated misses and bans: decisions, no I/O |
 //! | [`auth`] | provisioning credentials on the wire: Basic, Digest, nonces, replay |
 //! | [`net`] | address ranges for per-site allowed networks |

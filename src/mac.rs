@@ -32,6 +32,10 @@ pub enum MacError {
 
 impl Mac {
     /// The 6 raw bytes.
+    pub const fn from_bytes(b: [u8; 6]) -> Mac {
+        Mac(b)
+    }
+
     pub fn bytes(&self) -> [u8; 6] {
         self.0
     }

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // A refused request is the user's to fix: exit 2. Anything else: 1.
             let refused = match e.downcast_ref::<manage::Error>() {
-                Some(manage::Error::Store(_)) => false,
+                Some(manage::Error::Store(_) | manage::Error::Io(_)) => false,
                 Some(_) => true,
                 None => {
                     e.downcast_ref::<phoneprov::config::ConfigError>().is_some()

@@ -128,7 +128,18 @@ fn describe() {
         "phoneprov_render_seconds",
         "Time to re-render what changed and publish it"
     );
-    describe_gauge!("phoneprov_snapshot_files", "Rendered files ready to serve");
+    describe_gauge!(
+        "phoneprov_snapshot_files",
+        "Rendered files held in memory (sites' shared files; phones' files are on disk)"
+    );
+    describe_gauge!(
+        "phoneprov_file_cache_bytes",
+        "Bytes of phones' files held in the memory cache"
+    );
+    describe_counter!(
+        "phoneprov_file_cache_lookups_total",
+        "Phones' file lookups, by where they were answered from (memory or disk)"
+    );
     describe_gauge!("phoneprov_snapshot_bytes", "Bytes of rendered files held");
     describe_gauge!("phoneprov_bans_active", "Addresses banned now");
     describe_counter!("phoneprov_bans_total", "Bans started");
@@ -193,6 +204,15 @@ pub fn published(seconds: f64, files: usize, bytes: usize) {
 pub fn snapshot(files: usize, bytes: usize) {
     gauge!("phoneprov_snapshot_files").set(files as f64);
     gauge!("phoneprov_snapshot_bytes").set(bytes as f64);
+}
+
+/// The memory cache of phones' files: bytes and entries held, lookups answered from memory
+/// and from disk so far.
+pub fn file_cache(bytes: usize, entries: usize, hits: u64, misses: u64) {
+    gauge!("phoneprov_file_cache_bytes").set(bytes as f64);
+    gauge!("phoneprov_file_cache_entries").set(entries as f64);
+    counter!("phoneprov_file_cache_lookups_total", "from" => "memory").absolute(hits);
+    counter!("phoneprov_file_cache_lookups_total", "from" => "disk").absolute(misses);
 }
 
 /// Bans: one started, and how many are active.

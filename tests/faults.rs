@@ -92,7 +92,8 @@ fn stderr(o: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_changes_nothing_keeps_serving_and_recovers() {
-    let disk = SmallDisk::new(6);
+    // Room for the database, the rendered files of a few thousand phones and one image.
+    let disk = SmallDisk::new(16);
     let env = Env::in_dir(disk.path());
     let key = env.seed();
     let outside = tempfile::tempdir().unwrap();
@@ -206,7 +207,17 @@ async fn a_full_disk_changes_nothing_keeps_serving_and_recovers() {
         (!v["last_seen"].is_null()).then_some(v)
     })
     .await
-    .expect("last-seen written once there is room");
+    .unwrap_or_else(|| {
+        let df = std::process::Command::new("df")
+            .arg(disk.path())
+            .output()
+            .unwrap();
+        panic!(
+            "last-seen not written once there is room:\n{}\n{}",
+            String::from_utf8_lossy(&df.stdout),
+            srv.log()
+        )
+    });
     assert_eq!(seen["last_seen"]["transport"], "http");
     let (audit, _) = eventually(Duration::from_secs(10), || async {
         let a = env.json(&["audit", "--mac", T54W_MAC]);

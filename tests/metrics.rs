@@ -89,8 +89,11 @@ async fn metrics_count_requests_by_transport_kind_and_result() {
                 .starts_with("text/plain")
         );
         let t = r.text().await.unwrap();
-        t.contains("phoneprov_tftp_transfers_total{end=\"done\"}")
-            .then_some(t)
+        // The cache's figures are read every half second.
+        let cached = samples(&t)
+            .get("phoneprov_file_cache_lookups_total{from=\"memory\"}")
+            .is_some_and(|n| *n >= 1.0);
+        (t.contains("phoneprov_tftp_transfers_total{end=\"done\"}") && cached).then_some(t)
     })
     .await
     .expect("the TFTP transfer is counted")
@@ -112,6 +115,17 @@ async fn metrics_count_requests_by_transport_kind_and_result() {
     assert!(s["phoneprov_tftp_bytes_sent_total"] > 100.0);
     assert_eq!(s["phoneprov_tftp_transfers_active"], 0.0);
     assert!(s["phoneprov_snapshot_files"] >= 5.0, "{text}");
+    // Phones' files come from disk once, then from memory.
+    let lookups = |from: &str| {
+        s.get(&format!(
+            "phoneprov_file_cache_lookups_total{{from=\"{from}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    assert!(lookups("disk") >= 1.0, "{text}");
+    assert!(lookups("disk") + lookups("memory") >= 3.0, "{text}");
+    assert!(s["phoneprov_file_cache_bytes"] > 0.0, "{text}");
     // The latency histogram has the buckets it was given, and every phone request is in it.
     assert_eq!(
         s["phoneprov_request_duration_seconds_count{transport=\"http\"}"], 5.0,

@@ -90,6 +90,7 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
     let cfg = ServeConfig {
         settings_file: Some(settings.file.clone()),
         metrics_open: args.metrics_open,
+        file_cache_bytes: args.file_cache_mb.saturating_mul(1 << 20),
         reread: Some(reread),
         http: settings.http.clone(),
         public_url: settings

@@ -35,6 +35,9 @@ pub enum Error {
     Policy(#[from] crate::firmware::policy::PolicyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Rendered files could not be written (verbs only render in memory; kept for the match).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<PublishError> for Error {
@@ -43,6 +46,7 @@ impl From<PublishError> for Error {
             PublishError::Store(e) => Error::Store(e),
             PublishError::Render(e) => Error::Render(e),
             PublishError::Policy(e) => Error::Policy(e),
+            PublishError::Io(e) => Error::Io(e),
         }
     }
 }

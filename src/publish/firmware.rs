@@ -2,7 +2,7 @@
 //! allows it), the images each site sends its phones to, and which stored images may be served
 //! by content.
 
-use super::Bundle;
+use super::bundle::{Bundle, assigned_images};
 use crate::firmware::judge::{Memory, judge_stored, remembered_verdict};
 use crate::firmware::policy::{Facts, Policy, Verdict};
 use crate::mac::Mac;
@@ -69,21 +69,6 @@ pub(super) fn note_image(out: &mut SiteFiles, b: &Bundle, phone: &Phone, policy:
         });
         e.phones.insert(phone.mac);
     }
-}
-
-/// Every assignment with its image.
-pub(super) async fn assigned_images(conn: &mut Conn) -> Result<Vec<(Target, Image)>, StoreError> {
-    let images = fw::images(conn).await?;
-    Ok(fw::assignments(conn)
-        .await?
-        .into_iter()
-        .filter_map(|(t, sha)| {
-            images
-                .iter()
-                .find(|i| i.sha256 == sha)
-                .map(|i| (t, i.clone()))
-        })
-        .collect())
 }
 
 /// Phones whose assigned image the policy denies: (MAC, file name), chosen by the same

@@ -1,13 +1,16 @@
 //! Turning data into the exact bytes a phone receives.
 //!
 //! [`Renderer`] holds the Tera environment (see [`templates`] for the lookup chain) and renders
-//! a site's shared files or one phone's files from plain records; [`ready`] keeps the results
-//! in memory so a phone's request is a lookup. Rendering happens when data changes, never on a
+//! a site's shared files or one phone's files from plain records; [`ready`] holds the
+//! published snapshot, [`stored`] the phones' files on disk and [`cache`] the hot ones in
+//! memory, so a phone's request is a lookup. Rendering happens when data changes, never on a
 //! phone's request.
 
+pub mod cache;
 pub mod context;
 pub mod format;
 pub mod ready;
+pub mod stored;
 pub mod templates;
 pub mod timezone;
 

@@ -1,5 +1,7 @@
-//! The ready-bytes snapshot: every rendered file of every site, in memory, swapped whole so a
-//! phone's request takes one short read lock and a hash lookup.
+//! The ready snapshot: every site's shared files and its phones, swapped whole so a phone's
+//! request takes one short read lock and a hash lookup. Per-phone files live on disk
+//! ([`super::stored`]) behind a bounded memory cache; a site rendered for a preview holds
+//! them in `files` instead.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -46,10 +48,17 @@ pub struct SiteFiles {
     pub name: String,
     pub key: String,
     pub allow_keyless: bool,
-    /// File name (per-MAC names with lowercase MAC) to bytes.
+    /// File name (per-MAC names with lowercase MAC) to bytes: the site's shared files, and
+    /// for a preview its phones' files too.
     pub files: HashMap<String, Arc<ReadyFile>>,
     /// Phones of the site and their vendor.
-    pub phones: HashMap<Mac, String>,
+    pub phones: HashMap<Mac, &'static str>,
+    /// Where the phones' files are, for a published site: the store (for its memory cache)
+    /// and the site's pack.
+    pub disk: Option<Arc<super::stored::DiskFiles>>,
+    pub pack: Option<Arc<super::stored::SitePack>>,
+    /// Set when the site is published; names its entries in the memory cache.
+    pub version: u64,
     /// sha256 of the image for phones in recovery mode, if switched on.
     pub recovery: Option<String>,
     /// Who may fetch the site's files.
@@ -57,6 +66,20 @@ pub struct SiteFiles {
     /// Firmware images this site's phones are sent to, by the name they fetch: an image is
     /// served only under a site that sends some phone to it, and only to models it fits.
     pub images: HashMap<String, SiteImage>,
+}
+
+impl SiteFiles {
+    /// The file `name` of the site; `mac` is the phone it names, if any. A phone's file is
+    /// looked for only if the phone is in the site.
+    pub fn get(&self, name: &str, mac: Option<Mac>) -> Option<Arc<ReadyFile>> {
+        if let Some(f) = self.files.get(name) {
+            return Some(f.clone());
+        }
+        let mac = mac.filter(|m| self.phones.contains_key(m))?;
+        self.disk
+            .as_ref()?
+            .read(self.pack.as_ref()?, self.version, name, mac)
+    }
 }
 
 /// An image some phones of a site are sent to.
@@ -82,6 +105,9 @@ pub struct Snapshot {
     /// Every site's allowed networks: their addresses are never banned.
     /// Each site's allowed networks, with the site's phone count.
     site_nets: Vec<(crate::net::Cidr, u32)>,
+    /// The publisher has not yet caught up since start: a known phone's file that is not
+    /// there yet is coming, so a request for it waits instead of missing.
+    settling: bool,
 }
 
 impl Snapshot {
@@ -101,6 +127,11 @@ impl Snapshot {
         self.any_auth
     }
 
+    /// Whether files of known phones may still be on their way (see [`Ready::settled`]).
+    pub fn settling(&self) -> bool {
+        self.settling
+    }
+
     /// Whether `ip` is in some site's allowed networks.
     /// How many phones belong to sites whose allowed networks hold `ip` (0: none does).
     pub fn phones_in_site_networks(&self, ip: std::net::IpAddr) -> u32 {
@@ -110,7 +141,8 @@ impl Snapshot {
             .fold(0u32, |sum, (_, phones)| sum.saturating_add(*phones))
     }
 
-    /// How many rendered files the snapshot holds, and their bytes.
+    /// How many rendered files the snapshot holds in memory, and their bytes (phones' files
+    /// on disk are not counted).
     pub fn size(&self) -> (usize, usize) {
         self.by_id.values().fold((0, 0), |(n, b), s| {
             (
@@ -124,8 +156,11 @@ impl Snapshot {
         self.by_id.values()
     }
 
-    fn from_sites(sites: impl IntoIterator<Item = Arc<SiteFiles>>) -> Snapshot {
-        let mut s = Snapshot::default();
+    fn from_sites(sites: impl IntoIterator<Item = Arc<SiteFiles>>, settling: bool) -> Snapshot {
+        let mut s = Snapshot {
+            settling,
+            ..Default::default()
+        };
         for site in sites {
             s.by_key.insert(site.key.clone(), site.clone());
             if site.allow_keyless {
@@ -157,10 +192,24 @@ pub struct FirmwareIndex {
 }
 
 /// The current snapshot, replaced site by site as data changes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ready {
     current: RwLock<Arc<Snapshot>>,
     firmware: RwLock<Arc<FirmwareIndex>>,
+    /// Counts publishes: a request waiting for a phone's files watches it.
+    published: tokio::sync::watch::Sender<u64>,
+    versions: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Ready {
+    fn default() -> Ready {
+        Ready {
+            current: Default::default(),
+            firmware: Default::default(),
+            published: tokio::sync::watch::Sender::new(0),
+            versions: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
 }
 
 impl Ready {
@@ -186,10 +235,17 @@ impl Ready {
         }
     }
 
-    /// Replaces all sites at once.
-    pub fn replace_all(&self, sites: Vec<SiteFiles>) {
-        let snap = Snapshot::from_sites(sites.into_iter().map(Arc::new));
-        self.store(Arc::new(snap));
+    fn versioned(&self, mut site: SiteFiles) -> Arc<SiteFiles> {
+        site.version = self
+            .versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(site)
+    }
+
+    /// Replaces all sites at once; `settling` while the publisher is still catching up.
+    pub fn replace_all(&self, sites: Vec<SiteFiles>, settling: bool) {
+        let sites: Vec<_> = sites.into_iter().map(|s| self.versioned(s)).collect();
+        self.store(Arc::new(Snapshot::from_sites(sites, settling)));
     }
 
     /// Puts (or replaces) one site, keeping the others.
@@ -197,7 +253,8 @@ impl Ready {
         let cur = self.load();
         let id = site.site_id;
         let others = cur.by_id.values().filter(|s| s.site_id != id).cloned();
-        let snap = Snapshot::from_sites(others.chain(std::iter::once(Arc::new(site))));
+        let site = self.versioned(site);
+        let snap = Snapshot::from_sites(others.chain(std::iter::once(site)), cur.settling);
         self.store(Arc::new(snap));
     }
 
@@ -205,7 +262,21 @@ impl Ready {
     pub fn remove_site(&self, site_id: i64) {
         let cur = self.load();
         let kept = cur.by_id.values().filter(|s| s.site_id != site_id).cloned();
-        self.store(Arc::new(Snapshot::from_sites(kept)));
+        self.store(Arc::new(Snapshot::from_sites(kept, cur.settling)));
+    }
+
+    /// The publisher has caught up: from now on a missing file is a miss.
+    pub fn settled(&self) {
+        let cur = self.load();
+        if cur.settling {
+            let sites = cur.by_id.values().cloned();
+            self.store(Arc::new(Snapshot::from_sites(sites, false)));
+        }
+    }
+
+    /// Resolves at the next publish.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     fn store(&self, snap: Arc<Snapshot>) {
@@ -213,5 +284,6 @@ impl Ready {
             Ok(mut g) => *g = snap,
             Err(poisoned) => *poisoned.into_inner() = snap,
         }
+        self.published.send_modify(|n| *n += 1);
     }
 }

@@ -24,116 +24,42 @@ use crate::mac::Mac;
 use crate::render::{Ready, ReadyFile, SiteFiles};
 use crate::store::now_ms;
 
+mod answer;
 mod files;
 mod path;
+use answer::Pending;
+pub use answer::{Answer, PENDING_WAIT, Responder, answer};
 use files::DigestCache;
 pub use path::{Target, canonical_name, name_mac, split_path};
+mod request;
+pub use request::{DiskFile, RequestFacts, Resolution, TransferEnd, Transport};
 
 /// Longest file name a request may carry.
 pub const MAX_NAME: usize = 255;
 
-/// How a request arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Http,
-    Https,
-    Tftp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Http => "http",
-            Transport::Https => "https",
-            Transport::Tftp => "tftp",
-        }
-    }
-}
-
-/// A request, as every transport can describe it.
-#[derive(Debug, Clone)]
-pub struct RequestFacts<'a> {
-    /// The path as sent, e.g. `/p/<key>/805ec0aabbcc.cfg` or `805ec0aabbcc.cfg`.
-    pub path: &'a str,
-    pub peer: IpAddr,
-    pub user_agent: Option<&'a str>,
-    pub transport: Transport,
-    /// The `Authorization` header, if any (HTTP only).
-    pub authorization: Option<&'a str>,
-    /// The request method and target as sent (Digest signs both).
-    pub method: &'a str,
-    pub uri: &'a str,
-}
-
-impl<'a> RequestFacts<'a> {
-    /// A request that carries nothing but a path (TFTP, tools).
-    pub fn bare(path: &'a str, peer: IpAddr, transport: Transport) -> RequestFacts<'a> {
-        RequestFacts {
-            path,
-            peer,
-            user_agent: None,
-            transport,
-            authorization: None,
-            method: "GET",
-            uri: path,
-        }
-    }
-}
-
-/// What the request gets.
-#[derive(Debug, Clone)]
-pub enum Resolution {
-    /// Rendered bytes, in memory.
-    Found(Arc<ReadyFile>),
-    /// An operator's file on disk, to be streamed.
-    Disk(DiskFile),
-    NotFound,
-    /// Credentials needed: HTTP answers with a challenge; TFTP as any miss. Also the answer to
-    /// every miss that names no site without credentials while any site has them, so a caller
-    /// without valid credentials cannot tell a wrong key, an unknown MAC, a missing file and
-    /// wrong credentials apart.
-    Unauthorized,
-}
-
-/// A static file found under the files directory.
-#[derive(Debug, Clone)]
-pub struct DiskFile {
-    pub path: PathBuf,
-    pub len: u64,
-    /// Strong entity tag from size and modification time.
-    pub etag: String,
-}
-
-/// How a transfer that runs in steps (TFTP) ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferEnd {
-    Done,
-    /// The client sent an error.
-    ClientError(String),
-    /// No answer after the last retry.
-    Abandoned,
-    /// The client's port closed.
-    Gone,
-    /// Every block was sent but the final acknowledgement never came: the client probably
-    /// has the whole file (its last ACK was lost, or it moved on at once).
-    Unconfirmed,
-    /// The client sent its request again from the same port; a new transfer took over.
-    Superseded,
-}
-
-/// Something that answers file requests: the provisioning [`Resolver`], or the recovery
-/// responder. Transports call it and nothing else.
-pub trait Responder: Send + Sync + 'static {
-    fn respond(&self, facts: &RequestFacts<'_>) -> Resolution;
-    /// Now and then during a transfer: bytes the client has acknowledged, of `total`.
-    fn progress(&self, _peer: std::net::SocketAddr, _file: &str, _acked: u64, _total: u64) {}
-    /// Once, when a transfer ends.
-    fn finished(&self, _peer: std::net::SocketAddr, _file: &str, _end: &TransferEnd, _bytes: u64) {}
-}
-
 impl Responder for Resolver {
     fn respond(&self, facts: &RequestFacts<'_>) -> Resolution {
         self.resolve(facts)
+    }
+
+    fn attempt(&self, facts: &RequestFacts<'_>) -> Answer {
+        match self.decide(facts) {
+            Ok((r, banned)) => {
+                self.count(facts, &r, banned);
+                Answer::Now(r)
+            }
+            Err(Pending) => {
+                // Subscribed first, then asked again: a publish in between is not missed.
+                let rx = self.ready.subscribe();
+                match self.decide(facts) {
+                    Ok((r, banned)) => {
+                        self.count(facts, &r, banned);
+                        Answer::Now(r)
+                    }
+                    Err(Pending) => Answer::Wait(rx),
+                }
+            }
+        }
     }
 }
 
@@ -228,8 +154,10 @@ impl Resolver {
             .and_then(|p| p.mac)
     }
 
+    /// The answer now; a known phone whose files are still being rendered after a start is
+    /// answered as a miss (transports use [`answer`], which waits for them).
     pub fn resolve(&self, facts: &RequestFacts<'_>) -> Resolution {
-        let (r, banned) = self.decide(facts);
+        let (r, banned) = self.decide(facts).unwrap_or((Resolution::NotFound, false));
         self.count(facts, &r, banned);
         r
     }
@@ -260,7 +188,7 @@ impl Resolver {
     }
 
     /// The answer, and whether the address was banned.
-    fn decide(&self, facts: &RequestFacts<'_>) -> (Resolution, bool) {
+    fn decide(&self, facts: &RequestFacts<'_>) -> Result<(Resolution, bool), Pending> {
         let now = now_ms();
         let snap = self.ready.load();
         let generic_miss = || miss_for(None, &snap);
@@ -281,12 +209,12 @@ impl Resolver {
                     now,
                 );
             }
-            return (generic_miss(), true);
+            return Ok((generic_miss(), true));
         }
         let Some(target) = split_path(facts.path) else {
-            return (generic_miss(), false);
+            return Ok((generic_miss(), false));
         };
-        let (r, count_miss) = self.resolve_target(facts, &target, &snap, now);
+        let (r, count_miss) = self.resolve_target(facts, &target, &snap, now)?;
         if count_miss {
             // The phones this address stands for: those seen fetching their own files from
             // it, or those of sites whose allowed networks hold it, whichever is more.
@@ -308,7 +236,7 @@ impl Resolver {
                 }
             }
         }
-        (r, false)
+        Ok((r, false))
     }
 
     /// Whether the caller may have the site's files, and what its credentials proved. The
@@ -323,9 +251,10 @@ impl Resolver {
                 let prev = a
                     .filter(|a| a.previous_until.is_some_and(|u| now < u))
                     .and_then(|a| a.previous_auth.as_ref());
-                let o =
+                let o = *facts.auth_checked.get_or_init(|| {
                     self.auth
-                        .check(facts.authorization, facts.method, facts.uri, cur, prev, now);
+                        .check(facts.authorization, facts.method, facts.uri, cur, prev, now)
+                });
                 cur.is_some().then_some(o)
             }
         };
@@ -356,7 +285,7 @@ impl Resolver {
         target: &Target,
         snap: &crate::render::Snapshot,
         now: i64,
-    ) -> (Resolution, bool) {
+    ) -> Result<(Resolution, bool), Pending> {
         // The User-Agent is parsed only when the answer depends on it: a name without a MAC.
         // Over TFTP, which has none, the phone is known by its address instead.
         let tftp = facts.transport == Transport::Tftp;
@@ -376,6 +305,10 @@ impl Resolver {
             .as_ref()
             .and_then(|s| lookup(s, &target.name, &mut ua_mac));
         let per_mac = name_mac(&target.name);
+        // A known phone whose files are still being rendered after a start: it waits.
+        let pending = file.is_none()
+            && snap.settling()
+            && per_mac.is_some_and(|m| site.as_ref().is_some_and(|s| s.phones.contains_key(&m)));
         let sensitive = file.is_some() || per_mac.is_some();
         let (auth_word, generation) = match (&gate, &site) {
             (Gate::Auth(o), Some(s)) => (o.as_str(), Some(s.access.auth_generation)),
@@ -410,7 +343,7 @@ impl Resolver {
         if let (Some(s), Gate::Open { .. } | Gate::Auth(_)) = (&site, &gate)
             && let Some(d) = self.site_image(s, &target.name, facts)
         {
-            return (Resolution::Disk(d), false);
+            return Ok((Resolution::Disk(d), false));
         }
         let recovery = || self.recovery_image(snap, target.key.as_deref(), &target.name, facts);
         let refused = |result: audit::FetchResult| {
@@ -423,16 +356,16 @@ impl Resolver {
                 // Static files at the root when some site serves there; recovery images.
                 let keyless_root = target.key.is_none() && !snap.keyless().is_empty();
                 let found = static_file().filter(|_| keyless_root).or_else(recovery);
-                return match found {
+                return Ok(match found {
                     Some(d) => (Resolution::Disk(d), false),
                     None => refused(audit::FetchResult::NotFound),
-                };
+                });
             }
-            Gate::Network => return refused(audit::FetchResult::RefusedNetwork),
-            Gate::Transport => return refused(audit::FetchResult::RefusedTransport),
+            Gate::Network => return Ok(refused(audit::FetchResult::RefusedNetwork)),
+            Gate::Transport => return Ok(refused(audit::FetchResult::RefusedTransport)),
             Gate::Open { tftp_sensitive } => {
                 if sensitive && !tftp_sensitive {
-                    return refused(audit::FetchResult::RefusedTransport);
+                    return Ok(refused(audit::FetchResult::RefusedTransport));
                 }
                 true
             }
@@ -444,18 +377,22 @@ impl Resolver {
             let _ = static_file();
             note(audit::FetchResult::Unauthorized);
             let counts = per_mac.is_some()
-                && (file.is_none() || !matches!(gate, Gate::Auth(crate::auth::Outcome::Missing)));
-            return (Resolution::Unauthorized, counts);
+                && ((file.is_none() && !pending)
+                    || !matches!(gate, Gate::Auth(crate::auth::Outcome::Missing)));
+            return Ok((Resolution::Unauthorized, counts));
         };
         let Some(file) = file else {
+            if pending {
+                return Err(Pending);
+            }
             // A caller that passed the gate learns that the file is not there.
-            return match static_file().or_else(recovery) {
+            return Ok(match static_file().or_else(recovery) {
                 Some(d) => (Resolution::Disk(d), false),
                 None => {
                     note(audit::FetchResult::NotFound);
                     (Resolution::NotFound, per_mac.is_some())
                 }
-            };
+            });
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
         let mac = file
@@ -475,7 +412,7 @@ impl Resolver {
             );
         }
         note(audit::FetchResult::Served);
-        (Resolution::Found(file), false)
+        Ok((Resolution::Found(file), false))
     }
 
     /// Where a phone's upload goes: its site and MAC, if the path names a file the phone's
@@ -575,18 +512,17 @@ fn lookup(
     name: &str,
     ua_mac: &mut impl FnMut() -> Option<Mac>,
 ) -> Option<Arc<ReadyFile>> {
-    if let Some(f) = site.files.get(name) {
-        return Some(f.clone());
+    let mac = name_mac(name);
+    if let Some(f) = site.get(name, mac) {
+        return Some(f);
     }
     // Aliases name no MAC; a per-MAC name that missed is a miss, decided without parsing the
     // User-Agent, so a known and an unknown MAC take as long.
-    if name_mac(name).is_some() {
+    if mac.is_some() {
         return None;
     }
     let mac = ua_mac()?;
     let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
     let alias = vendor.aliases.iter().find(|a| a.name == name)?;
-    site.files
-        .get(&alias.serves.replace("{mac}", &mac.to_string()))
-        .cloned()
+    site.get(&alias.serves.replace("{mac}", &mac.to_string()), Some(mac))
 }

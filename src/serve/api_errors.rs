@@ -71,8 +71,8 @@ impl IntoResponse for ApiError {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::Render(_) | E::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::Store(e) => {
-                tracing::error!(error = %e, "admin request failed");
+            E::Store(_) | E::Io(_) => {
+                tracing::error!(error = %self.0, "admin request failed");
                 return (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Json(serde_json::json!({"error": "internal error; see the server log"})),

@@ -103,6 +103,7 @@ fn facts_of(req: &Request, peer: SocketAddr, scheme: Transport) -> RequestFacts<
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/"),
+        auth_checked: Default::default(),
     }
 }
 
@@ -170,7 +171,7 @@ async fn phone_request(
 async fn answer(st: &AppState, peer: SocketAddr, req: Request) -> Response {
     let path = req.uri().path();
     let facts = facts_of(&req, peer, st.scheme);
-    match st.resolver.resolve(&facts) {
+    match crate::resolve::answer(&st.resolver, &facts).await {
         Resolution::Found(file) => {
             tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
             let mut headers = HeaderMap::new();

@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub settings_file: Option<std::path::PathBuf>,
     /// Serve `/metrics` to any address without an admin token.
     pub metrics_open: bool,
+    /// Memory for phones' rendered files.
+    pub file_cache_bytes: usize,
     /// How to read the settings again on SIGHUP; `None`: SIGHUP only polls for changes.
     pub reread: Option<Reread>,
 }
@@ -140,6 +142,7 @@ pub async fn run(
         &crate::render::Urls::new(&public_url, cfg.public_https_url.as_deref()),
         cfg.template_dir.clone(),
         cfg.data_dir.clone(),
+        cfg.file_cache_bytes,
     )
     .await?;
     let seen = Arc::new(SeenBuffer::default());

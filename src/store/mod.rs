@@ -118,6 +118,12 @@ impl Store {
             .busy_timeout(Duration::from_secs(BUSY_WAIT_S));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A commit that failed on a full disk leaves its connection marked as inside a
+            // transaction (SQLite rolled it back itself, so the rollback sqlx sends fails),
+            // and every later `begin` on it would fail too: such a connection is replaced.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations")
@@ -200,6 +206,13 @@ pub async fn last_change(conn: &mut Conn) -> Result<i64> {
         .fetch_one(conn)
         .await?;
     Ok(seq.unwrap_or(0))
+}
+
+/// The oldest change still in the log (older ones are pruned after a day).
+pub async fn oldest_change(conn: &mut Conn) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT min(seq) FROM changes")
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Changes after `seq`, oldest first.

@@ -117,20 +117,6 @@ pub async fn lines(conn: &mut Conn, mac: Mac) -> Result<Vec<Line>> {
         .collect()
 }
 
-/// Every line of every phone in a site, ordered by MAC then line number.
-pub async fn site_lines(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, Line)>> {
-    sqlx::query(
-        "SELECT l.* FROM lines l JOIN phones p ON p.mac = l.mac
-         WHERE p.site_id = ? ORDER BY l.mac, l.n",
-    )
-    .bind(site_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(row_to_line)
-    .collect()
-}
-
 pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
     sqlx::query(
         "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label, domain)
@@ -185,30 +171,6 @@ pub async fn put_upload(conn: &mut Conn, mac: Mac, name: &str, body: &[u8]) -> R
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Uploaded files of a site's phones.
-pub async fn site_uploads(conn: &mut Conn, site_id: i64) -> Result<Vec<(Mac, String, Vec<u8>)>> {
-    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT u.mac, u.name, u.body FROM uploads u JOIN phones p ON p.mac = u.mac
-         WHERE p.site_id = ?",
-    )
-    .bind(site_id)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(m, n, b)| Ok((parse_mac("uploads", &m)?, n, b)))
-        .collect()
-}
-
-/// Uploaded files of one phone.
-pub async fn phone_uploads(conn: &mut Conn, mac: Mac) -> Result<Vec<(Mac, String, Vec<u8>)>> {
-    let rows: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT name, body FROM uploads WHERE mac = ?")
-            .bind(mac.to_string())
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().map(|(n, b)| (mac, n, b)).collect())
 }
 
 /// Every line of every phone, streamed to `each` (nothing is held but the current row).
@@ -284,4 +246,58 @@ pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> 
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Up to `limit` phones of a site after `after`, by MAC: the pages a large site renders in.
+pub async fn phones_page(
+    conn: &mut Conn,
+    site_id: i64,
+    after: Option<Mac>,
+    limit: u32,
+) -> Result<Vec<Phone>> {
+    sqlx::query(
+        "SELECT mac, site_id, model, label, sn FROM phones
+         WHERE site_id = ?1 AND (?2 IS NULL OR mac > ?2) ORDER BY mac LIMIT ?3",
+    )
+    .bind(site_id)
+    .bind(after.map(|m| m.to_string()))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_phone)
+    .collect()
+}
+
+/// The lines of phones whose MACs lie in `lo..=hi` (of any site: the caller filters), by
+/// MAC then line number.
+pub async fn lines_between(conn: &mut Conn, lo: Mac, hi: Mac) -> Result<Vec<(Mac, Line)>> {
+    sqlx::query(
+        // By the primary key's range; the caller keeps only its page's phones.
+        "SELECT * FROM lines WHERE mac >= ? AND mac <= ? ORDER BY mac, n",
+    )
+    .bind(lo.to_string())
+    .bind(hi.to_string())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_line)
+    .collect()
+}
+
+/// The uploads of phones whose MACs lie in `lo..=hi` (of any site: the caller filters).
+pub async fn uploads_between(
+    conn: &mut Conn,
+    lo: Mac,
+    hi: Mac,
+) -> Result<Vec<(Mac, String, Vec<u8>)>> {
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT mac, name, body FROM uploads WHERE mac >= ? AND mac <= ?")
+            .bind(lo.to_string())
+            .bind(hi.to_string())
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(m, n, b)| Ok((parse_mac("uploads", &m)?, n, b)))
+        .collect()
 }

@@ -83,23 +83,6 @@ pub async fn delete_setting(
         > 0)
 }
 
-/// Every setting that can reach a phone of the site: model-wide ones, the site's, its
-/// per-model ones and its phones'.
-pub async fn site_settings(conn: &mut Conn, site_id: i64) -> Result<Vec<Setting>> {
-    sqlx::query(
-        "SELECT * FROM settings
-         WHERE (site_id IS NULL AND mac IS NULL) OR site_id = ?1
-            OR mac IN (SELECT mac FROM phones WHERE site_id = ?1)
-         ORDER BY id",
-    )
-    .bind(site_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(row_to_setting)
-    .collect()
-}
-
 /// Settings at exactly this layer.
 pub async fn layer_settings(conn: &mut Conn, layer: &Layer) -> Result<Vec<Setting>> {
     let (site_id, model, mac) = layer_cols(layer);
@@ -115,4 +98,37 @@ pub async fn layer_settings(conn: &mut Conn, layer: &Layer) -> Result<Vec<Settin
     .iter()
     .map(row_to_setting)
     .collect()
+}
+
+/// The settings that reach every phone of a site alike: global, model, site and site-model
+/// layers (not the per-phone ones).
+pub async fn shared_settings(conn: &mut Conn, site_id: i64) -> Result<Vec<Setting>> {
+    sqlx::query(
+        "SELECT * FROM settings
+         WHERE mac IS NULL AND (site_id IS NULL OR site_id = ?1)
+         ORDER BY id",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(row_to_setting)
+    .collect()
+}
+
+/// Per-phone settings of phones whose MACs lie in `lo..=hi` (of any site: the caller
+/// filters).
+pub async fn phone_settings_between(
+    conn: &mut Conn,
+    lo: crate::mac::Mac,
+    hi: crate::mac::Mac,
+) -> Result<Vec<Setting>> {
+    sqlx::query("SELECT * FROM settings WHERE mac >= ? AND mac <= ? ORDER BY id")
+        .bind(lo.to_string())
+        .bind(hi.to_string())
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(row_to_setting)
+        .collect()
 }

@@ -1,0 +1,214 @@
+//! A bounded in-memory cache of phones' rendered files read from disk, a phone's files
+//! together: the phones that are booting stay memory hits while the fleet's files live on disk
+//! (and in the OS page cache), and asking a known phone for a name it does not have costs the
+//! same as asking for one it has.
+//!
+//! Sharded maps under short mutexes, evicting by CLOCK (second chance) when a shard holds
+//! more bytes than its share. Kept our own: no cache crate is vendored here, and what is
+//! needed — a byte bound, a sync API usable from every transport, no background thread — is
+//! this small.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ReadyFile;
+
+/// A cached phone: which site version it was read under, and the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub site_id: i64,
+    /// Bumped whenever the site is published again: entries of older versions are never hit.
+    pub version: u64,
+    pub mac: crate::mac::Mac,
+}
+
+/// A phone's files, by name.
+#[derive(Debug, Default)]
+pub struct PhoneFiles {
+    pub files: Vec<(Box<str>, Arc<ReadyFile>)>,
+}
+
+impl PhoneFiles {
+    pub fn get(&self, name: &str) -> Option<Arc<ReadyFile>> {
+        self.files
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, f)| f.clone())
+    }
+
+    /// What holding it costs, as the bound counts it.
+    fn cost(&self) -> usize {
+        OVERHEAD
+            + self
+                .files
+                .iter()
+                .map(|(n, f)| n.len() + f.bytes.len() + f.etag.len() + 64)
+                .sum::<usize>()
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    file: Arc<PhoneFiles>,
+    referenced: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<Key, Entry>,
+    /// Insertion order, for the clock hand.
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+const SHARDS: usize = 16;
+
+/// What an entry costs besides its bytes (key, entry, map slot).
+const OVERHEAD: usize = 160;
+
+/// The cache, bounded by bytes.
+#[derive(Debug)]
+pub struct FileCache {
+    shards: Vec<Mutex<Shard>>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl FileCache {
+    /// A cache holding at most about `bytes` (0: nothing is cached).
+    pub fn new(bytes: usize) -> FileCache {
+        FileCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: bytes / SHARDS,
+            hasher: Default::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: &Key) -> &Mutex<Shard> {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Arc<PhoneFiles>> {
+        let mut s = self.shard(key).lock().ok()?;
+        match s.map.get_mut(key) {
+            Some(e) => {
+                e.referenced = true;
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(e.file.clone())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    pub fn insert(&self, key: Key, file: Arc<PhoneFiles>) {
+        let cost = file.cost();
+        if cost > self.per_shard {
+            return;
+        }
+        let Ok(mut s) = self.shard(&key).lock() else {
+            return;
+        };
+        if s.map.contains_key(&key) {
+            return;
+        }
+        while s.bytes + cost > self.per_shard {
+            let Some(k) = s.order.pop_front() else { break };
+            let again = match s.map.get_mut(&k) {
+                Some(e) if e.referenced => {
+                    e.referenced = false;
+                    true
+                }
+                Some(_) => false,
+                None => continue,
+            };
+            if again {
+                s.order.push_back(k);
+            } else if let Some(e) = s.map.remove(&k) {
+                s.bytes -= e.file.cost();
+            }
+        }
+        s.bytes += cost;
+        s.order.push_back(key);
+        s.map.insert(
+            key,
+            Entry {
+                file,
+                referenced: false,
+            },
+        );
+    }
+
+    /// Bytes held (as the bound counts them) and entries.
+    pub fn size(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(b, n), s| match s.lock() {
+            Ok(s) => (b + s.bytes, n + s.map.len()),
+            Err(_) => (b, n),
+        })
+    }
+
+    /// Lookups answered from memory and from disk since start.
+    pub fn hits_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64, version: u64) -> Key {
+        let b = i.to_be_bytes();
+        Key {
+            site_id: 1,
+            version,
+            mac: crate::mac::Mac::from_bytes([b[2], b[3], b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    fn file(n: usize) -> Arc<PhoneFiles> {
+        let f = Arc::new(ReadyFile::new(vec![b'x'; n], "text/plain"));
+        Arc::new(PhoneFiles {
+            files: vec![("a.cfg".into(), f)],
+        })
+    }
+
+    #[test]
+    fn stays_within_its_bound_and_keeps_what_is_used() {
+        let c = FileCache::new(SHARDS * 10_000);
+        let hot = 1_000_000;
+        c.insert(key(hot, 1), file(1000));
+        for i in 0..2000 {
+            c.insert(key(i, 1), file(1000));
+            // The hot phone is asked for all the time, like a booting one.
+            assert!(c.get(&key(hot, 1)).is_some(), "hot entry evicted at {i}");
+        }
+        let (bytes, n) = c.size();
+        assert!(bytes <= SHARDS * 10_000, "{bytes}");
+        assert!(n < 2000 && n > 16, "{n}");
+        assert!(
+            c.get(&key(hot, 2)).is_none(),
+            "another version is another entry"
+        );
+    }
+
+    #[test]
+    fn a_zero_bound_caches_nothing() {
+        let c = FileCache::new(0);
+        c.insert(key(1, 1), file(10));
+        assert!(c.get(&key(1, 1)).is_none());
+        assert_eq!(c.size(), (0, 0));
+    }
+}
