@@ -279,7 +279,7 @@ pub struct ServeArgs {
 
     /// Memory for phones' rendered files, in MiB: the files of phones that are booting are
     /// served from memory, the rest from `<data-dir>/rendered/` (and the OS page cache).
-    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 16)]
+    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 32)]
     pub file_cache_mb: usize,
 
     /// On an empty database, create a demo site with a Yealink T54W and a Polycom VVX 450 and

@@ -190,6 +190,7 @@ impl Publisher {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(every);
         let mut last_prune = std::time::Instant::now();
+        let mut last_trim = std::time::Instant::now();
         let (files, bytes) = self.ready.load().size();
         crate::telemetry::snapshot(files, bytes);
         // Once every sender is gone, an idle channel (held here) so `recv` never spins.
@@ -230,6 +231,11 @@ impl Publisher {
             if !Arc::ptr_eq(&before, &after) {
                 let (files, bytes) = after.size();
                 crate::telemetry::published(started.elapsed().as_secs_f64(), files, bytes);
+            }
+            // Connection buffers of a boot storm are freed when it ends, but glibc keeps them.
+            if last_trim.elapsed() > Duration::from_secs(10) {
+                last_trim = std::time::Instant::now();
+                super::give_back_memory();
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = std::time::Instant::now();
