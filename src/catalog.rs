@@ -248,8 +248,12 @@ impl UserAgent {
     /// Parses the User-Agent of a Yealink or Polycom phone; anything else gives an empty value.
     pub fn parse(ua: &str) -> UserAgent {
         let ua = ua.trim();
-        if ua.len() >= 7 && ua[..7].eq_ignore_ascii_case("yealink") {
-            return Self::yealink(&ua[7..]);
+        // By `get`: a multi-byte character across byte 7 is not a Yealink (found by
+        // tests/parsers_property.rs; slicing panicked).
+        if let (Some(head), Some(rest)) = (ua.get(..7), ua.get(7..))
+            && head.eq_ignore_ascii_case("yealink")
+        {
+            return Self::yealink(rest);
         }
         if let Some(tok) = ua.split_whitespace().find(|t| t.contains("-UA/"))
             && tok.starts_with("Polycom")
@@ -352,6 +356,15 @@ mod tests {
         );
         assert!(c.model("Yealink T99").is_none());
         assert!(c.unknown_model_message("T99X").contains("T54W"));
+    }
+
+    #[test]
+    fn a_multi_byte_user_agent_is_no_phone_and_no_panic() {
+        // Regression: found by tests/parsers_property.rs.
+        for ua in ["𐀀𐀀", "Yealin𐀀", "éééé", "Yealink𐀀 SIP-T54W"] {
+            let _ = UserAgent::parse(ua);
+        }
+        assert_eq!(UserAgent::parse("𐀀𐀀").vendor, None);
     }
 
     #[test]
