@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::PublishError;
 use super::build::{PageOut, Sink, admit, merge, page, shared_into, shell, vendor_of};
-use super::bundle::{Bundle, Head, load_head, load_page};
+use super::bundle::{Bundle, Head, PAGE, load_head, load_page};
 use super::firmware::{denied_assignments, firmware_index, note_image};
 use crate::firmware::policy::{Policy, SharedPolicy};
 use crate::render::stored::{DiskFiles, State};
@@ -163,15 +163,23 @@ impl Publisher {
             shared_into(&renderer, &head, &mut out, None, false)?;
             out.pack = self.disk.load(site.id);
             let mut b = Bundle::of_head(&head);
-            b.phones = store::list_phones(&mut conn, Some(site.id)).await?;
             b.firmware = head.firmware.clone();
-            for phone in &b.phones {
-                out.phones.insert(phone.mac, vendor_of(phone));
-                note_image(&mut out, &b, phone, &policy);
+            // A page at a time, so a large site's phone records are never all in memory.
+            let mut after = None;
+            loop {
+                b.phones = store::phones_page(&mut conn, site.id, after, PAGE).await?;
+                let Some(last) = b.phones.last().map(|p| p.mac) else {
+                    break;
+                };
+                after = Some(last);
+                for phone in &b.phones {
+                    out.phones.insert(phone.mac, vendor_of(phone));
+                    note_image(&mut out, &b, phone, &policy);
+                }
             }
-            phones += b.phones.len();
+            phones += out.phones.len();
             // Phones without files on disk (none at all, or a pack lost): render everything.
-            if !b.phones.is_empty() && out.pack.is_none() {
+            if !out.phones.is_empty() && out.pack.is_none() {
                 fresh = false;
             }
             sites.push(out);

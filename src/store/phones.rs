@@ -256,11 +256,13 @@ pub async fn phones_page(
     limit: u32,
 ) -> Result<Vec<Phone>> {
     sqlx::query(
+        // `mac > ''` for the first page: an `IS NULL OR` would keep SQLite from seeking the
+        // index to the page, and every page would scan the site from its start.
         "SELECT mac, site_id, model, label, sn FROM phones
-         WHERE site_id = ?1 AND (?2 IS NULL OR mac > ?2) ORDER BY mac LIMIT ?3",
+         WHERE site_id = ?1 AND mac > ?2 ORDER BY mac LIMIT ?3",
     )
     .bind(site_id)
-    .bind(after.map(|m| m.to_string()))
+    .bind(after.map(|m| m.to_string()).unwrap_or_default())
     .bind(limit)
     .fetch_all(conn)
     .await?
