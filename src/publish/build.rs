@@ -125,9 +125,8 @@ pub(super) struct PageOut {
     pub meta: SiteFiles,
     /// Phones whose render failed (their previous files stay).
     pub failed: Vec<Mac>,
-    /// Files rendered, and their bytes.
+    /// Files rendered.
     pub files: usize,
-    pub bytes: usize,
 }
 
 /// Where a page's files go.
@@ -163,7 +162,6 @@ pub(super) fn page(
             Err(e) => return Err(PageError::Render(e)),
         };
         out.files += files.len();
-        out.bytes += files.iter().map(|(_, f)| f.bytes.len()).sum::<usize>();
         match &mut sink {
             Sink::Pack(w) => w.put(phone.mac, &files)?,
             Sink::Memory => out.meta.files.extend(files),

@@ -301,10 +301,10 @@ impl Resolver {
             None => keyless_site(snap.keyless(), &target.name, &mut ua_mac),
         };
         let gate = self.gate(site.as_deref(), facts, now);
+        let per_mac = name_mac(&target.name);
         let file = site
             .as_ref()
-            .and_then(|s| lookup(s, &target.name, &mut ua_mac));
-        let per_mac = name_mac(&target.name);
+            .and_then(|s| lookup(s, &target.name, per_mac, &mut ua_mac));
         // A known phone whose files are still being rendered after a start: it waits.
         let pending = file.is_none()
             && snap.settling()
@@ -507,12 +507,14 @@ fn keyless_site(
     }
 }
 
+/// The file `name` (whose MAC, if it names one, is `mac`) of the site, or the phone's own
+/// file an alias stands for.
 fn lookup(
     site: &SiteFiles,
     name: &str,
+    mac: Option<Mac>,
     ua_mac: &mut impl FnMut() -> Option<Mac>,
 ) -> Option<Arc<ReadyFile>> {
-    let mac = name_mac(name);
     if let Some(f) = site.get(name, mac) {
         return Some(f);
     }
