@@ -214,3 +214,14 @@ mod tests {
         assert!(Mac::from_bare("0004f2a1b2cé").is_none());
     }
 }
+
+/// A MAC as users write it, for API documents: the spellings [`Mac`]'s `FromStr` takes (12 hex
+/// digits, colon or dash pairs, Cisco dotted quads; spaces around are ignored). It also refuses
+/// all-zero and multicast MACs, which a pattern does not say.
+#[derive(utoipa::ToSchema)]
+#[schema(
+    pattern = r"^\s*([0-9A-Fa-f]{12}|[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})\s*$",
+    example = "80:5E:C0:AA:BB:CC"
+)]
+#[allow(dead_code)] // only its schema is used
+pub struct MacText(String);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::mac::Mac;
 
 /// SIP transport of a site's lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
@@ -64,7 +64,7 @@ impl FromStr for Transport {
 }
 
 /// A host and port phones send SIP to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
@@ -158,13 +158,15 @@ impl FromStr for Recheck {
 }
 
 /// How a site's phones reach the PBX, beyond the domain: outbound proxies and re-checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SiteSip {
     /// Where REGISTER and calls go when it is not the domain's host (a multi-tenant PBX's
     /// core server).
     pub outbound_proxy: Option<Endpoint>,
     /// The failover proxy.
     pub outbound_proxy_2: Option<Endpoint>,
+    /// `daily:HH:MM-HH:MM`, `every:Nh`, `every:Nm` or `off`.
+    #[schema(value_type = String)]
     pub recheck: Recheck,
 }
 
@@ -179,7 +181,7 @@ impl Default for SiteSip {
 }
 
 /// A client site: one PBX server, one provisioning URL.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Site {
     pub id: i64,
     pub name: String,
@@ -205,7 +207,7 @@ pub struct Site {
 }
 
 /// A provisioning login (HTTP Basic or Digest). The password is never printed or serialised.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Credential {
     pub user: String,
     #[serde(skip)]
@@ -223,7 +225,7 @@ impl fmt::Debug for Credential {
 
 /// Whether a site's sensitive files (everything rendered for it) may go out over TFTP, which
 /// cannot carry credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TftpSensitive {
     /// Allowed unless the site has credentials.
@@ -257,7 +259,7 @@ impl FromStr for TftpSensitive {
 
 /// A site's fetch rules: credentials (with the one being rotated out), allowed networks,
 /// HTTPS only, TFTP for sensitive files.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SiteAccess {
     pub auth: Option<Credential>,
     /// The credential being rotated out, accepted until `previous_until` (unix ms).
@@ -266,6 +268,7 @@ pub struct SiteAccess {
     /// Bumped on every credential change; fetches record which one they proved.
     pub auth_generation: i64,
     /// When set, only these networks may fetch the site's files.
+    #[schema(value_type = Vec<String>)]
     pub allow_nets: Vec<crate::net::Cidr>,
     /// Plain HTTP (and TFTP) refused for the site's sensitive files; rendered URLs use https.
     pub require_https: bool,
@@ -337,13 +340,23 @@ impl fmt::Debug for Line {
 
 /// Where a raw vendor setting applies. Later layers win: model everywhere → site → model
 /// within site → phone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "layer", rename_all = "snake_case")]
 pub enum Layer {
-    Model { model: String },
-    Site { site_id: i64 },
-    SiteModel { site_id: i64, model: String },
-    Phone { mac: Mac },
+    Model {
+        model: String,
+    },
+    Site {
+        site_id: i64,
+    },
+    SiteModel {
+        site_id: i64,
+        model: String,
+    },
+    Phone {
+        #[schema(value_type = String)]
+        mac: Mac,
+    },
 }
 
 impl Layer {
@@ -360,7 +373,7 @@ impl Layer {
 
 /// An operator's raw vendor key at a layer. `vendor` narrows a site-wide setting to one
 /// vendor's phones; `None` means every vendor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Setting {
     pub layer: Layer,
     pub vendor: Option<String>,
@@ -369,7 +382,7 @@ pub struct Setting {
 }
 
 /// When, from where and with what a phone last fetched a file.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Seen {
     /// Unix milliseconds.
     pub at: i64,

@@ -20,7 +20,7 @@ use crate::store::{self, Scope};
 pub type Checked = Judgement;
 
 /// A stored image with what the policy says of it now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImageView {
     #[serde(flatten)]
     pub image: Image,
@@ -29,7 +29,7 @@ pub struct ImageView {
 }
 
 /// A phone whose running firmware the policy denies.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AtRisk {
     pub mac: String,
     pub model: String,

@@ -101,7 +101,7 @@ pub struct Facts {
 }
 
 /// The policy's answer: allowed when `refusals` is empty.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub refusals: Vec<String>,
     /// A deny rule matched (not merely "not in an allow list" or "below a minimum"): these bytes

@@ -72,7 +72,7 @@ pub struct Options {
 }
 
 /// One problem, where it is.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub column: String,
@@ -83,7 +83,8 @@ pub struct RowError {
 }
 
 /// What an import did, or would do.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = ImportReport)]
 pub struct Report {
     pub created: u64,
     pub updated: u64,

@@ -66,9 +66,11 @@ pub struct Manager {
 }
 
 /// A new site, as a user gives it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteInput {
+    /// Lowercase letters, digits, `-` and `_`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
     /// `host` or `host:port`.
     pub sip_server: String,
@@ -95,7 +97,7 @@ pub struct SiteInput {
 }
 
 /// Changes to a site; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteUpdate {
     pub sip_server: Option<String>,
@@ -139,7 +141,7 @@ pub struct SiteUpdate {
 }
 
 /// A site as shown to its operator, with its provisioning URL.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SiteView {
     #[serde(flatten)]
     pub site: Site,
@@ -154,9 +156,10 @@ pub struct SiteView {
 }
 
 /// A new phone.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneInput {
+    #[schema(value_type = crate::mac::MacText, inline)]
     pub mac: String,
     pub model: String,
     pub site: String,
@@ -168,7 +171,7 @@ pub struct PhoneInput {
 }
 
 /// Changes to a phone; absent fields stay as they are, an empty `sn` removes it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneUpdate {
     #[serde(default)]
@@ -186,7 +189,7 @@ pub struct PhoneUpdate {
 }
 
 /// A line as set by a user.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     pub user: String,
@@ -203,7 +206,7 @@ pub struct LineInput {
 }
 
 /// A line as shown: never the password.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LineView {
     pub n: u8,
     pub user: String,
@@ -215,8 +218,9 @@ pub struct LineView {
 }
 
 /// A phone as shown to its operator.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhoneView {
+    #[schema(value_type = String)]
     pub mac: Mac,
     pub mac_colon: String,
     pub model: String,

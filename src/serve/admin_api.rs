@@ -1,58 +1,72 @@
-//! The admin API under `/api/v1`: its routes, the bearer-token gate in front of them, and the
-//! inventory handlers (sites, phones, lines, settings, import, export, audit). Firmware and
-//! YMCS handlers live in modules of their own; every handler is a thin call into `Manager`.
+//! The admin API under `/api/v1`: its routes (each one in the OpenAPI document), the
+//! bearer-token gate in front of them, and the fetch audit. The handlers of each resource live in
+//! modules of their own (`site_api`, `phone_api`, `setting_api`, `import_api`, `firmware_api`,
+//! `ymcs_api`); every handler is a thin call into `Manager`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-
-use crate::manage::{self, LayerInput, LineInput, PhoneInput, SiteInput, SiteUpdate};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::api_errors::{self, ApiResult};
+use super::openapi::{self, Failures};
 use super::state::AppState;
-use super::{firmware_api, ymcs_api};
+use super::{firmware_api, import_api, phone_api, setting_api, site_api, ymcs_api};
 
-/// The admin routes, behind the token check; every error answered as JSON.
+/// The admin API at `/api/v1`: every route behind the token check (but the document), every
+/// error answered as JSON, and every route in the OpenAPI document (each is added with
+/// `routes!`, which takes it from the handler's `#[utoipa::path]`).
 pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/sites", get(list_sites).post(add_site))
-        .route(
-            "/sites/{name}",
-            get(show_site).patch(update_site).delete(rm_site),
-        )
-        .route("/phones", get(list_phones).post(add_phone))
-        .route(
-            "/phones/{mac}",
-            get(show_phone).patch(update_phone).delete(rm_phone),
-        )
-        .route("/phones/{mac}/lines/{n}", put(set_line).delete(rm_line))
-        .route("/phones/{mac}/files", get(phone_files))
-        .route("/phones/{mac}/files/{name}", get(phone_file))
-        .route(
-            "/settings",
-            get(list_settings).put(set_setting).delete(rm_setting),
-        )
-        .route("/import", axum::routing::post(import_csv))
-        .route(
-            "/firmware",
-            get(firmware_api::list_firmware).post(firmware_api::upload_firmware),
-        )
-        .route("/firmware/assign", put(firmware_api::assign_firmware))
-        .route("/firmware/audit", get(firmware_api::audit_firmware))
-        .route("/audit", get(fetch_audit))
-        .route("/ymcs/status", get(ymcs_api::status))
-        .route("/ymcs/devices", get(ymcs_api::devices))
-        .route("/ymcs/{op}", axum::routing::post(ymcs_api::operation))
-        .route("/export", get(export_csv))
+    let api = OpenApiRouter::new()
+        .routes(routes!(site_api::list_sites, site_api::add_site))
+        .routes(routes!(
+            site_api::show_site,
+            site_api::update_site,
+            site_api::rm_site
+        ))
+        .routes(routes!(phone_api::list_phones, phone_api::add_phone))
+        .routes(routes!(
+            phone_api::show_phone,
+            phone_api::update_phone,
+            phone_api::rm_phone
+        ))
+        .routes(routes!(phone_api::set_line, phone_api::rm_line))
+        .routes(routes!(phone_api::phone_files))
+        .routes(routes!(phone_api::phone_file))
+        .routes(routes!(
+            setting_api::list_settings,
+            setting_api::set_setting,
+            setting_api::rm_setting
+        ))
+        .routes(routes!(import_api::import_csv))
+        .routes(routes!(import_api::export_csv))
+        .routes(routes!(fetch_audit))
+        .routes(routes!(
+            firmware_api::list_firmware,
+            firmware_api::upload_firmware
+        ))
+        .routes(routes!(firmware_api::assign_firmware))
+        .routes(routes!(firmware_api::audit_firmware))
+        .routes(routes!(ymcs_api::status))
+        .routes(routes!(ymcs_api::devices))
+        .routes(routes!(ymcs_api::operation))
         .fallback(api_errors::not_found)
         .layer(middleware::from_fn(api_errors::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .routes(routes!(openapi::document));
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest(API_ROOT, api)
+        .split_for_parts();
+    openapi::keep(&doc);
+    router
 }
+
+/// Where the admin API is mounted.
+pub const API_ROOT: &str = "/api/v1";
 
 /// Bearer-token check for the admin API, in constant time.
 async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -67,237 +81,29 @@ async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-async fn list_sites(State(st): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(st.manager.site_list().await?).into_response())
-}
-
-async fn add_site(State(st): State<AppState>, Json(input): Json<SiteInput>) -> ApiResult<Response> {
-    Ok((StatusCode::CREATED, Json(st.manager.site_add(input).await?)).into_response())
-}
-
-async fn show_site(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(st.manager.site_show(&name).await?).into_response())
-}
-
-async fn update_site(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Json(u): Json<SiteUpdate>,
-) -> ApiResult<Response> {
-    Ok(Json(st.manager.site_update(&name, u).await?).into_response())
-}
-
-#[derive(Deserialize)]
-struct RmSiteQuery {
-    #[serde(default)]
-    force: bool,
-}
-
-async fn rm_site(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<RmSiteQuery>,
-) -> ApiResult<Response> {
-    let removed = st.manager.site_rm(&name, q.force).await?;
-    Ok(Json(serde_json::json!({"removed_phones": removed})).into_response())
-}
-
-#[derive(Deserialize)]
-struct PhoneQuery {
-    site: Option<String>,
-}
-
-async fn list_phones(
-    State(st): State<AppState>,
-    Query(q): Query<PhoneQuery>,
-) -> ApiResult<Response> {
-    Ok(Json(st.manager.phone_list(q.site.as_deref()).await?).into_response())
-}
-
-async fn add_phone(
-    State(st): State<AppState>,
-    Json(input): Json<PhoneInput>,
-) -> ApiResult<Response> {
-    Ok((
-        StatusCode::CREATED,
-        Json(st.manager.phone_add(input).await?),
-    )
-        .into_response())
-}
-
-async fn show_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
-    Ok(Json(st.manager.phone_show(&mac).await?).into_response())
-}
-
-async fn update_phone(
-    State(st): State<AppState>,
-    Path(mac): Path<String>,
-    Json(u): Json<manage::PhoneUpdate>,
-) -> ApiResult<Response> {
-    Ok(Json(st.manager.phone_update(&mac, u).await?).into_response())
-}
-
-async fn rm_phone(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
-    st.manager.phone_rm(&mac).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn set_line(
-    State(st): State<AppState>,
-    Path((mac, n)): Path<(String, u32)>,
-    Json(input): Json<LineInput>,
-) -> ApiResult<Response> {
-    Ok(Json(st.manager.line_set(&mac, n, input).await?).into_response())
-}
-
-async fn rm_line(
-    State(st): State<AppState>,
-    Path((mac, n)): Path<(String, u32)>,
-) -> ApiResult<Response> {
-    st.manager.line_rm(&mac, n).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn phone_files(State(st): State<AppState>, Path(mac): Path<String>) -> ApiResult<Response> {
-    let files = st.manager.render_phone(&mac).await?;
-    let list: Vec<_> = files
-        .iter()
-        .map(|(n, b)| serde_json::json!({"name": n, "size": b.len()}))
-        .collect();
-    Ok(Json(list).into_response())
-}
-
-async fn phone_file(
-    State(st): State<AppState>,
-    Path((mac, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let files = st.manager.render_phone(&mac).await?;
-    let name = crate::resolve::canonical_name(&name);
-    let (_, bytes): &(String, Bytes) = files
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| manage::Error::NotFound(format!("phone {mac} has no file '{name}'")))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        bytes.clone(),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-struct SettingBody {
-    #[serde(flatten)]
-    layer: LayerInput,
-    key: String,
-    value: String,
-}
-
-#[derive(Deserialize)]
-struct SettingQuery {
-    #[serde(flatten)]
-    layer: LayerInput,
-    key: Option<String>,
-}
-
-async fn list_settings(
-    State(st): State<AppState>,
-    Query(q): Query<SettingQuery>,
-) -> ApiResult<Response> {
-    Ok(Json(st.manager.setting_list(&q.layer).await?).into_response())
-}
-
-async fn set_setting(
-    State(st): State<AppState>,
-    Json(b): Json<SettingBody>,
-) -> ApiResult<Response> {
-    let changed = st.manager.setting_set(&b.layer, &b.key, &b.value).await?;
-    Ok(Json(serde_json::json!({"changed": changed})).into_response())
-}
-
-async fn rm_setting(
-    State(st): State<AppState>,
-    Query(q): Query<SettingQuery>,
-) -> ApiResult<Response> {
-    let key = q
-        .key
-        .ok_or_else(|| manage::Error::Invalid("name the setting to remove with ?key=".into()))?;
-    st.manager.setting_rm(&q.layer, &key).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-struct ImportQuery {
-    site: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default, rename = "move")]
-    allow_move: bool,
-}
-
-/// Largest CSV body the API takes (about a million rows).
-const IMPORT_CAP: usize = 128 * 1024 * 1024;
-
-async fn import_csv(
-    State(st): State<AppState>,
-    Query(q): Query<ImportQuery>,
-    req: Request,
-) -> ApiResult<Response> {
-    let body = match axum::body::to_bytes(req.into_body(), IMPORT_CAP).await {
-        Ok(b) => b,
-        Err(_) => {
-            return Ok((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(serde_json::json!({"error": format!("CSV larger than {IMPORT_CAP} bytes")})),
-            )
-                .into_response());
-        }
-    };
-    let input = crate::import::Input::Bytes(body);
-    let opts = crate::import::Options {
-        site: q.site,
-        dry_run: q.dry_run,
-        allow_move: q.allow_move,
-        ..Default::default()
-    };
-    let report =
-        crate::import::import(&st.manager, &input, &opts, &crate::import::Progress::none()).await?;
-    let status = if report.errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok((status, Json(report)).into_response())
-}
-
-#[derive(Deserialize)]
-struct ExportQuery {
-    site: Option<String>,
-    #[serde(default)]
-    with_secrets: bool,
-}
-
-async fn export_csv(
-    State(st): State<AppState>,
-    Query(q): Query<ExportQuery>,
-) -> ApiResult<Response> {
-    let mut out = Vec::new();
-    crate::import::export(&st.manager, q.site.as_deref(), q.with_secrets, &mut out).await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
-}
-
 /// Filters of `GET /api/v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Only this site's fetches.
     site: Option<String>,
+    /// Only this phone's (any MAC spelling).
     mac: Option<String>,
+    /// Only from this IP address.
     peer: Option<String>,
+    /// Only this result: `served`, `not-found`, `unauthorized`, `refused-network`,
+    /// `refused-transport` or `banned`.
     result: Option<String>,
-    /// Unix ms.
+    /// Only fetches at or after this moment (unix milliseconds).
     since: Option<i64>,
+    /// At most this many rows (default 100; 1 to 10,000, larger or smaller are clamped).
     limit: Option<i64>,
 }
 
+/// The fetch audit, newest first: what each phone fetched, from where, and how it went.
+#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Vec<crate::store::AuditRow>), Failures))]
 async fn fetch_audit(
     State(st): State<AppState>,
     Query(q): Query<AuditQuery>,

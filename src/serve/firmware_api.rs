@@ -8,26 +8,41 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::api_errors::ApiResult;
+use super::openapi::{Failures, Unprocessable};
 use super::state::AppState;
 use crate::manage;
+use crate::rollout::{AtRisk, ImageView};
+use crate::store::firmware::Image;
 
+/// Every stored image, with what the policy says of it now and how many phones it is assigned to.
+#[utoipa::path(get, path = "/firmware", tag = "firmware",
+    responses((status = 200, body = Vec<ImageView>), Failures))]
 pub(super) async fn list_firmware(State(st): State<AppState>) -> ApiResult<Response> {
     Ok(Json(st.manager.firmware_list().await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UploadQuery {
     /// The image's file name, as published (it says vendor, version and models).
     name: String,
+    /// The version, when the name does not say it.
     version: Option<String>,
-    /// Comma-separated.
+    /// The models it is for, comma-separated, when the name does not say them.
     models: Option<String>,
 }
 
 /// Largest image accepted (T5x images are about 43 MB).
 const FIRMWARE_CAP: u64 = 512 * 1024 * 1024;
 
-/// Streams the body to a temporary file named as the image, then stores it like `firmware add`.
+/// Stores an image like `phoneprov firmware add`: judged by its bytes (a known build is known
+/// by content, whatever its name) and refused if the policy denies it.
+///
+/// The body is streamed to a temporary file named as the image, then stored.
+#[utoipa::path(post, path = "/firmware", tag = "firmware", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The image's bytes"),
+    responses((status = 201, body = Image), Failures, Unprocessable))]
 pub(super) async fn upload_firmware(
     State(st): State<AppState>,
     Query(q): Query<UploadQuery>,
@@ -80,14 +95,21 @@ pub(super) async fn upload_firmware(
     Ok((StatusCode::CREATED, Json(result?)).into_response())
 }
 
-#[derive(Deserialize)]
+/// An image and where it goes: a site, a model (within a site, or everywhere) or a phone.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
+    /// A stored image's version or sha256.
     image: String,
     site: Option<String>,
     model: Option<String>,
+    /// A phone's MAC, in any spelling.
     phone: Option<String>,
 }
 
+/// Assigns a stored image: the phones it reaches are told to fetch it.
+#[utoipa::path(put, path = "/firmware/assign", tag = "firmware", request_body = AssignBody,
+    responses((status = 200, body = Image), Failures, Unprocessable))]
 pub(super) async fn assign_firmware(
     State(st): State<AppState>,
     Json(b): Json<AssignBody>,
@@ -100,6 +122,9 @@ pub(super) async fn assign_firmware(
     Ok(Json(st.manager.firmware_assign(&b.image, &t).await?).into_response())
 }
 
+/// Phones whose running firmware (from their last User-Agent) the policy denies.
+#[utoipa::path(get, path = "/firmware/audit", tag = "firmware",
+    responses((status = 200, body = Vec<AtRisk>), Failures))]
 pub(super) async fn audit_firmware(State(st): State<AppState>) -> ApiResult<Response> {
     Ok(Json(st.manager.firmware_audit().await?).into_response())
 }

@@ -21,7 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
-        .nest("/api/v1", super::admin_api::routes(state.clone()))
+        .merge(super::admin_api::routes(state.clone()))
         .fallback(phone_request)
         .layer(middleware::from_fn(limit_headers))
         .with_state(state)

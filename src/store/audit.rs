@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::{Conn, Result};
 
 /// One audited fetch (or several identical ones within a minute).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub at: i64,
     pub last_at: i64,

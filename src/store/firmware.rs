@@ -9,7 +9,7 @@ use crate::mac::Mac;
 use crate::model::RefusedImage;
 
 /// A stored image.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Image {
     pub sha256: String,
     pub vendor: String,

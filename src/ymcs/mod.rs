@@ -37,7 +37,8 @@ pub enum OpError {
 }
 
 /// One MAC's line in a plan or a report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = YmcsRow)]
 pub struct Row {
     pub mac: String,
     pub site: String,
@@ -49,7 +50,8 @@ pub struct Row {
 }
 
 /// A plan (dry run) or what was done.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = YmcsReport)]
 pub struct Report {
     pub operation: &'static str,
     pub dry_run: bool,
