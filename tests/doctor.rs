@@ -106,3 +106,93 @@ fn doctor_says_what_works_and_what_to_fix() {
     // It wrote nothing.
     assert!(env.json(&["audit"]).as_array().unwrap().is_empty());
 }
+
+/// The certificate phones are given (served by the HTTPS URL, or the operator's file) and this
+/// server's clock against YMCS's `Date`.
+#[test]
+fn doctor_checks_the_certificate_and_the_clock() {
+    let env = Env::new();
+    env.seed();
+    let srv = env.start_with(&["--https", "127.0.0.1:0"]);
+    let line = srv
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("phoneprov: https on https://"))
+        .expect("https line")
+        .to_string();
+    let port = line
+        .trim_start_matches("phoneprov: https on https://")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    env.set_var("PHONEPROV_PUBLIC_URL", &srv.url(""));
+    // The generated certificate names localhost: what the HTTPS URL presents is judged.
+    env.set_var(
+        "PHONEPROV_PUBLIC_HTTPS_URL",
+        &format!("https://localhost:{port}"),
+    );
+    let (_, text, v) = doctor(&env, &["--tftp", "off"]);
+    assert_eq!(status(&v, "certificate"), "ok", "{text}");
+    assert!(
+        text.contains("self-signed: phones must be told to trust it"),
+        "{text}"
+    );
+    assert!(text.contains("days)"), "{text}");
+
+    // An operator's certificate that runs out within two weeks, checked from its file.
+    let plain = Env::new();
+    plain.seed();
+    let soon = chrono::Utc::now().date_naive() + chrono::Days::new(5);
+    let before = chrono::Utc::now().date_naive() - chrono::Days::new(30);
+    use chrono::Datelike;
+    let mut params = rcgen::CertificateParams::new(vec!["prov.example.com".into()]).unwrap();
+    params.not_before =
+        rcgen::date_time_ymd(before.year(), before.month() as u8, before.day() as u8);
+    params.not_after = rcgen::date_time_ymd(soon.year(), soon.month() as u8, soon.day() as u8);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let file = plain.data_dir().join("operator-cert.pem");
+    std::fs::write(&file, cert.pem()).unwrap();
+    let (code, text, v) = doctor(
+        &plain,
+        &["--tftp", "off", "--tls-cert", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(status(&v, "certificate"), "fail", "{text}");
+    assert!(
+        text.contains("expires in 4 days") || text.contains("expires in 5 days"),
+        "{text}"
+    );
+    assert!(text.contains("fix: renew it before then"), "{text}");
+    // Without HTTPS at all there is nothing to check.
+    let (_, text, v) = doctor(&plain, &["--tftp", "off"]);
+    assert_eq!(status(&v, "certificate"), "skip", "{text}");
+
+    // The clock: two minutes behind YMCS is still accepted by it, but named.
+    let fake = Fake::start(State::default());
+    for e in [&env, &plain] {
+        e.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
+        e.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
+        e.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+    }
+    let (_, text, v) = doctor(&plain, &["--tftp", "off"]);
+    assert_eq!(status(&v, "clock"), "ok", "{text}");
+    assert!(text.contains("of YMCS's clock"), "{text}");
+    fake.with(|s| s.skew_ms = 2 * 60 * 1000);
+    let (_, text, v) = doctor(&plain, &["--tftp", "off"]);
+    assert_eq!(status(&v, "YMCS"), "ok", "{text}");
+    assert_eq!(status(&v, "clock"), "fail", "{text}");
+    assert!(
+        text.contains("clock is 120 s behind YMCS's")
+            || text.contains("clock is 119 s behind YMCS's"),
+        "{text}"
+    );
+    assert!(text.contains("fix: run NTP here"), "{text}");
+    fake.with(|s| s.skew_ms = -3 * 60 * 1000);
+    let (_, text, _) = doctor(&plain, &["--tftp", "off"]);
+    assert!(text.contains("s ahead of YMCS's"), "{text}");
+}

@@ -29,6 +29,7 @@ pub async fn run(
         public_url_configured: settings.public_url_configured,
         public_https_url: settings.public_https_url.as_deref(),
         tftp,
+        tls_cert: args.tls_cert.as_deref(),
     })
     .await;
     let text = checks

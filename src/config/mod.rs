@@ -139,6 +139,10 @@ pub struct DoctorArgs {
     /// Where `serve` answers TFTP (default: the settings' TFTP address; "off" skips it).
     #[arg(long, value_name = "ADDR|off")]
     pub tftp: Option<String>,
+    /// The certificate file `serve --tls-cert` uses, checked when there is no public HTTPS URL
+    /// (default: the generated one in <data-dir>/tls/, if any).
+    #[arg(long, env = "PHONEPROV_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
 }
 
 /// The archive of `phoneprov backup` and `phoneprov restore`.

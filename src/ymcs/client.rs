@@ -171,6 +171,8 @@ pub struct Client {
     pub requests: u64,
     /// 429 answers seen.
     pub throttled: u64,
+    /// YMCS's clock minus ours, from the `Date` of its last answer (ms; second resolution).
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl Client {
@@ -187,6 +189,7 @@ impl Client {
             next_slot: Instant::now(),
             requests: 0,
             throttled: 0,
+            clock_skew_ms: None,
         })
     }
 
@@ -261,6 +264,15 @@ impl Client {
                 reason: crate::outbound::describe_send_error(&e),
             }
         })?;
+        if let Some(date) = r
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        {
+            self.clock_skew_ms =
+                Some(date.timestamp_millis() - chrono::Utc::now().timestamp_millis());
+        }
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) {

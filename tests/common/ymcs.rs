@@ -84,6 +84,10 @@ impl Fake {
         let addr = super::serve_fake(
             axum::Router::new()
                 .route("/v2/{*path}", axum::routing::post(handle))
+                .layer(axum::middleware::map_response_with_state(
+                    state.clone(),
+                    with_date,
+                ))
                 .with_state(s2),
         );
         Fake { addr, state }
@@ -96,6 +100,17 @@ impl Fake {
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
     }
+}
+
+/// Every answer carries a `Date` read off the fake's own clock (its skew included), as every
+/// HTTP origin server's does (RFC 9110 §6.6.1: an origin with a clock must send one).
+async fn with_date(Shared(state): Shared<Arc<Mutex<State>>>, mut r: Response) -> Response {
+    let skew = state.lock().unwrap().skew_ms;
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(skew);
+    let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    r.headers_mut()
+        .insert(axum::http::header::DATE, date.parse().unwrap());
+    r
 }
 
 fn err(st: &mut State, status: u16, code: i64, message: &str, details: Value) -> Response {

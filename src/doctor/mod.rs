@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::manage::Manager;
 
+mod certificate;
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +72,8 @@ pub struct Inputs<'a> {
     pub public_https_url: Option<&'a str>,
     /// Where `serve` answers TFTP (`None`: turned off).
     pub tftp: Option<String>,
+    /// The certificate file `serve` uses (`--tls-cert`); `None`: the generated one, if any.
+    pub tls_cert: Option<&'a Path>,
 }
 
 /// Runs every check, in the order a tech would fix things.
@@ -83,6 +87,7 @@ pub async fn run(i: &Inputs<'_>) -> Vec<Check> {
             "not set (needed only by sites with --require-https)",
         ),
     });
+    out.push(certificate::check(i.public_https_url, i.tls_cert, i.data_dir).await);
     out.push(tftp(i.tftp.as_deref()).await);
     out.push(policy(i.data_dir));
     out.extend(clouds(i.data_dir).await);
@@ -234,17 +239,23 @@ async fn clouds(data_dir: &Path) -> Vec<Check> {
     let ymcs_set = std::env::vars().any(|(k, _)| k.starts_with("PHONEPROV_YMCS_"))
         || data_dir.join(crate::ymcs::FILE).exists();
     if ymcs_set {
+        let mut skew = None;
         out.push(match c.ymcs() {
-            Ok(y) => match crate::ymcs::status(y).await {
-                Ok(_) => ok("YMCS", "the key works (read the account's sites)".into()),
-                Err(e) => fail(
-                    "YMCS",
-                    e.to_string(),
-                    "check the YMCS key, secret and region",
-                ),
-            },
+            Ok(y) => {
+                let r = crate::ymcs::status(y).await;
+                skew = y.clock_skew_ms;
+                match r {
+                    Ok(_) => ok("YMCS", "the key works (read the account's sites)".into()),
+                    Err(e) => fail(
+                        "YMCS",
+                        e.to_string(),
+                        "check the YMCS key, secret and region",
+                    ),
+                }
+            }
             Err(e) => fail("YMCS", e.to_string(), "complete the YMCS settings"),
         });
+        out.push(clock(skew));
     } else {
         out.push(skip("YMCS", "not configured"));
     }
@@ -261,6 +272,30 @@ async fn clouds(data_dir: &Path) -> Vec<Check> {
         Err(e) => fail("RPS", e.to_string(), "complete the RPS settings"),
     });
     out
+}
+
+/// Most a clock may differ from YMCS's before it is called wrong. Signed cloud calls carry a
+/// timestamp the cloud checks; certificates, Digest nonces and the audit all read the clock.
+const MAX_SKEW_MS: i64 = 60_000;
+
+/// This server's clock against the `Date` of YMCS's answers (second resolution).
+fn clock(skew_ms: Option<i64>) -> Check {
+    let Some(ms) = skew_ms else {
+        return skip("clock", "YMCS sent no Date to compare with");
+    };
+    let secs = ms as f64 / 1000.0;
+    let side = if ms > 0 { "behind" } else { "ahead of" };
+    match ms.abs() <= MAX_SKEW_MS {
+        true => ok(
+            "clock",
+            format!("within {:.0} s of YMCS's clock", secs.abs().max(1.0)),
+        ),
+        false => fail(
+            "clock",
+            format!("this server's clock is {:.0} s {side} YMCS's", secs.abs()),
+            "run NTP here (timedatectl set-ntp true, or chrony): signed cloud calls, certificates and Digest logins need the right time",
+        ),
+    }
 }
 
 async fn pbxes(m: &Manager, data_dir: &Path) -> Vec<Check> {
