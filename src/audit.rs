@@ -86,12 +86,45 @@ struct Tally {
     count: i64,
 }
 
+/// An event's identity in the merge maps: 128 bits of two independently keyed SipHashes of it,
+/// so a minute of distinct fetches costs a few dozen bytes each, not a copy of each event
+/// (a chance collision would put one fetch's count on another's row: about 2^-100 a minute).
+type Key = u128;
+
+/// Most open rows remembered for merging; beyond it a repeat opens a row of its own (more
+/// writes, no more memory).
+const MAX_OPEN_ROWS: usize = 500_000;
+
+/// What the buffer holds between flushes.
+#[derive(Debug, Default)]
+struct Held {
+    /// Events with no open row: written as new rows at the next flush.
+    fresh: HashMap<Key, (Event, Tally)>,
+    /// Further fetches of an open row's event: added to it when its minute is over.
+    bumps: HashMap<Key, Tally>,
+    /// Rows of the last minute: id and when the row was opened.
+    open: HashMap<Key, (i64, i64)>,
+}
+
+impl Held {
+    /// Gives back table memory after a storm: a map keeps its largest size otherwise.
+    fn shrink(&mut self) {
+        fn fit<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 4 * m.len() + 1024 {
+                m.shrink_to(2 * m.len());
+            }
+        }
+        fit(&mut self.fresh);
+        fit(&mut self.bumps);
+        fit(&mut self.open);
+    }
+}
+
 /// Pending audit events and the rows recent ones went to.
 #[derive(Debug, Default)]
 pub struct AuditBuffer {
-    pending: Mutex<HashMap<Event, Tally>>,
-    /// Row id and the time the row was opened, per event, for merging.
-    rows: Mutex<HashMap<Event, (i64, i64)>>,
+    held: Mutex<Held>,
+    keys: (std::hash::RandomState, std::hash::RandomState),
     dropped: std::sync::atomic::AtomicU64,
     last_prune: std::sync::atomic::AtomicI64,
 }
@@ -104,25 +137,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AuditBuffer {
+    fn key(&self, e: &Event) -> Key {
+        use std::hash::BuildHasher;
+        let (a, b) = (self.keys.0.hash_one(e), self.keys.1.hash_one(e));
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
     pub fn note(&self, e: Event, now: i64) {
-        let mut g = lock(&self.pending);
-        if let Some(t) = g.get_mut(&e) {
+        let k = self.key(&e);
+        let mut g = lock(&self.held);
+        let h = &mut *g;
+        if let Some((_, t)) = h.fresh.get_mut(&k) {
             t.last = now;
             t.count += 1;
             return;
         }
-        if g.len() >= MAX_PENDING {
+        let full = h.fresh.len() + h.bumps.len() >= MAX_PENDING;
+        if h.open.contains_key(&k) {
+            match h.bumps.get_mut(&k) {
+                Some(t) => {
+                    t.last = now;
+                    t.count += 1;
+                }
+                None if full => {
+                    self.dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                None => {
+                    h.bumps.insert(
+                        k,
+                        Tally {
+                            first: now,
+                            last: now,
+                            count: 1,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        if full {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        g.insert(
-            e,
-            Tally {
-                first: now,
-                last: now,
-                count: 1,
-            },
+        h.fresh.insert(
+            k,
+            (
+                e,
+                Tally {
+                    first: now,
+                    last: now,
+                    count: 1,
+                },
+            ),
         );
     }
 
@@ -137,38 +205,41 @@ impl AuditBuffer {
             tracing::warn!(target: "phoneprov::audit", dropped, "audit events dropped: too many distinct fetches at once");
         }
         let (fresh, bumps) = {
-            let mut pending = lock(&self.pending);
-            let mut rows = lock(&self.rows);
-            let mut fresh: Vec<(Event, Tally)> = Vec::new();
-            let mut bumps: Vec<(Event, Tally, i64, i64)> = Vec::new();
-            pending.retain(|e, t| match rows.get(e) {
-                None => {
-                    fresh.push((e.clone(), *t));
-                    false
-                }
-                Some((id, opened)) if closing || now - *opened >= MERGE_MS => {
-                    bumps.push((e.clone(), *t, *id, *opened));
+            let mut g = lock(&self.held);
+            let h = &mut *g;
+            let fresh: Vec<(Key, Event, Tally)> =
+                h.fresh.drain().map(|(k, (e, t))| (k, e, t)).collect();
+            let mut bumps: Vec<(Key, Tally, i64, i64)> = Vec::new();
+            let open = &mut h.open;
+            h.bumps.retain(|k, t| match open.get(k) {
+                Some(&(id, opened)) if closing || now - opened >= MERGE_MS => {
+                    bumps.push((*k, *t, id, opened));
                     false
                 }
                 Some(_) => true,
+                // Cannot happen (a bump's row stays open until the bump is written); kept
+                // rather than lost.
+                None => true,
             });
-            for (e, ..) in &bumps {
-                rows.remove(e);
+            for (k, ..) in &bumps {
+                open.remove(k);
             }
             // Rows whose minute is over and that saw nothing more.
-            rows.retain(|_, (_, opened)| now - *opened < MERGE_MS);
+            let bumps_held = &h.bumps;
+            open.retain(|k, (_, opened)| now - *opened < MERGE_MS || bumps_held.contains_key(k));
+            h.shrink();
             (fresh, bumps)
         };
         if fresh.is_empty() && bumps.is_empty() {
             return Ok(0);
         }
-        let res: Result<Vec<(Event, i64, i64)>, StoreError> = async {
+        let res: Result<Vec<(Key, i64, i64)>, StoreError> = async {
             let mut tx = store.begin().await?;
             for (_, t, id, _) in &bumps {
                 crate::store::bump_audit(&mut tx, *id, t.count, t.last).await?;
             }
             let mut opened = Vec::new();
-            for (e, t) in &fresh {
+            for (k, e, t) in &fresh {
                 let peer = e.peer.to_string();
                 let mac = e.mac.map(|m| m.to_string());
                 let id = crate::store::insert_audit(
@@ -188,7 +259,7 @@ impl AuditBuffer {
                     },
                 )
                 .await?;
-                opened.push((e.clone(), id, t.first));
+                opened.push((*k, id, t.first));
             }
             let last = self.last_prune.load(std::sync::atomic::Ordering::Relaxed);
             if now - last > 3600 * 1000 {
@@ -201,23 +272,25 @@ impl AuditBuffer {
         }
         .await;
         let written = fresh.len() + bumps.len();
+        let mut g = lock(&self.held);
+        let h = &mut *g;
         match res {
             Ok(opened) => {
-                let mut rows = lock(&self.rows);
-                for (e, id, at) in opened {
-                    rows.insert(e, (id, at));
+                for (k, id, at) in opened {
+                    if h.open.len() < MAX_OPEN_ROWS {
+                        h.open.insert(k, (id, at));
+                    }
                 }
                 Ok(written)
             }
             Err(err) => {
-                let mut pending = lock(&self.pending);
-                let mut rows = lock(&self.rows);
-                for (e, t, id, opened) in bumps {
-                    rows.insert(e.clone(), (id, opened));
-                    merge(pending.entry(e).or_insert(Tally { count: 0, ..t }), t);
+                for (k, t, id, opened) in bumps {
+                    h.open.insert(k, (id, opened));
+                    merge(h.bumps.entry(k).or_insert(Tally { count: 0, ..t }), t);
                 }
-                for (e, t) in fresh {
-                    merge(pending.entry(e).or_insert(Tally { count: 0, ..t }), t);
+                for (k, e, t) in fresh {
+                    let slot = h.fresh.entry(k).or_insert((e, Tally { count: 0, ..t }));
+                    merge(&mut slot.1, t);
                 }
                 Err(err)
             }
@@ -294,5 +367,69 @@ mod tests {
             .map(|r| r.count)
             .collect();
         assert_eq!(counts, vec![2, 4]);
+    }
+
+    /// A storm's distinct fetches are held as 128-bit keys for their minute, then let go: the
+    /// tables shrink back instead of keeping the storm's size for good.
+    #[tokio::test]
+    async fn a_storm_is_remembered_compactly_and_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
+        let b = AuditBuffer::default();
+        let ev = |i: u32| Event {
+            peer: "10.0.0.1".parse().unwrap(),
+            transport: "http",
+            site_id: Some(1),
+            mac: format!("805ec0{i:06x}").parse().ok(),
+            file: format!("805ec0{i:06x}.cfg"),
+            result: FetchResult::Served,
+            auth: "none",
+            auth_generation: None,
+        };
+        let t0 = 5_000_000;
+        for i in 0..20_000 {
+            b.note(ev(i), t0);
+        }
+        assert_eq!(b.flush(&store, t0 + 1, false).await.unwrap(), 20_000);
+        // The same storm again within the minute: counts only, no copies of the events.
+        for i in 0..20_000 {
+            b.note(ev(i), t0 + 10);
+        }
+        {
+            let h = lock(&b.held);
+            assert_eq!(
+                (h.fresh.len(), h.bumps.len(), h.open.len()),
+                (0, 20_000, 20_000)
+            );
+        }
+        assert_eq!(b.flush(&store, t0 + 20, false).await.unwrap(), 0);
+        assert_eq!(
+            b.flush(&store, t0 + MERGE_MS + 1, false).await.unwrap(),
+            20_000,
+            "each row's second count, once its minute is over"
+        );
+        b.flush(&store, t0 + 2 * MERGE_MS + 2, false).await.unwrap();
+        {
+            let h = lock(&b.held);
+            assert_eq!((h.fresh.len(), h.bumps.len(), h.open.len()), (0, 0, 0));
+            assert!(
+                h.fresh.capacity() + h.bumps.capacity() + h.open.capacity() < 4096,
+                "tables shrink back after the storm"
+            );
+        }
+        let mut c = store.conn().await.unwrap();
+        let rows = crate::store::query_audit(
+            &mut c,
+            &crate::store::AuditFilter {
+                limit: Some(10_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            rows.iter().all(|r| r.count == 2),
+            "every row counted both fetches"
+        );
     }
 }
