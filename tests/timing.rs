@@ -102,43 +102,63 @@ async fn misses_take_as_long_whatever_their_cause() {
             one(path.clone(), *auth).await;
         }
     }
+    // A leak is systematic: it shows in every measurement. Noise from a busy machine is not:
+    // a measurement that misses the bound is taken again, up to three times, and the test
+    // fails only if every one misses it.
     const ROUNDS: usize = 1500;
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
-    for round in 0..ROUNDS {
-        for i in 0..cases.len() {
-            // Rotate the order each round: no case always follows the same one.
-            let k = (i + round) % cases.len();
-            let (_, path, auth) = &cases[k];
-            let (d, status) = one(path.clone(), *auth).await;
-            assert_eq!(status, 401);
-            times[k].push(d);
+    const ATTEMPTS: usize = 3;
+    let mut failures = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+        for round in 0..ROUNDS {
+            for i in 0..cases.len() {
+                // Rotate the order each round: no case always follows the same one.
+                let k = (i + round) % cases.len();
+                let (_, path, auth) = &cases[k];
+                let (d, status) = one(path.clone(), *auth).await;
+                assert_eq!(status, 401);
+                times[k].push(d);
+            }
         }
-    }
-    let medians: Vec<f64> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort();
-            t[t.len() / 2].as_secs_f64() * 1e6
-        })
-        .collect();
-    let report: Vec<String> = cases
-        .iter()
-        .zip(&medians)
-        .map(|((what, _, _), m)| format!("{what}: {m:.1} µs"))
-        .collect();
-    println!("median per case:\n  {}", report.join("\n  "));
-    // A miss is a few hundred µs here (debug build, loopback). Parsing the User-Agent for an
-    // unknown MAC only, as an earlier version did, made it 20 µs (3.5 %) slower than a known
-    // one; a second database query or a slow hash would show far more.
-    for (group, range) in [("without credentials", 0..4), ("with a wrong login", 4..8)] {
-        let m = &medians[range];
-        let lo = m.iter().cloned().fold(f64::MAX, f64::min);
-        let hi = m.iter().cloned().fold(0.0, f64::max);
-        assert!(
-            hi - lo < (lo * 0.02).max(4.0),
-            "{group}: medians differ by {:.1} µs:\n  {}",
-            hi - lo,
+        let medians: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort();
+                t[t.len() / 2].as_secs_f64() * 1e6
+            })
+            .collect();
+        let report: Vec<String> = cases
+            .iter()
+            .zip(&medians)
+            .map(|((what, _, _), m)| format!("{what}: {m:.1} µs"))
+            .collect();
+        println!(
+            "attempt {attempt}, median per case:\n  {}",
             report.join("\n  ")
         );
+        // A miss is a few hundred µs here (debug build, loopback). Parsing the User-Agent for
+        // an unknown MAC only, as an earlier version did, made it 20 µs (3.5 %) slower than a
+        // known one; a second database query or a slow hash would show far more.
+        let mut missed = Vec::new();
+        for (group, range) in [("without credentials", 0..4), ("with a wrong login", 4..8)] {
+            let m = &medians[range];
+            let lo = m.iter().cloned().fold(f64::MAX, f64::min);
+            let hi = m.iter().cloned().fold(0.0, f64::max);
+            if hi - lo >= (lo * 0.02).max(4.0) {
+                missed.push(format!("{group}: medians differ by {:.1} µs", hi - lo));
+            }
+        }
+        if missed.is_empty() {
+            return;
+        }
+        failures.push(format!(
+            "attempt {attempt}: {}\n  {}",
+            missed.join("; "),
+            report.join("\n  ")
+        ));
     }
+    panic!(
+        "every measurement missed the bound:\n{}",
+        failures.join("\n")
+    );
 }
