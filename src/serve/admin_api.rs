@@ -71,12 +71,12 @@ pub const API_ROOT: &str = "/api/v1";
 /// Bearer-token check for the admin API, in constant time.
 async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if !st.is_admin(req.headers()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(serde_json::json!({"error": "missing or wrong admin token"})),
-        )
-            .into_response();
+        let mut r = openapi::error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
     }
     next.run(req).await
 }

@@ -2,8 +2,7 @@
 //! (a body that is not JSON, 415; one that does not fit, 422; a wrong method, 405), and an
 //! unknown API path is a JSON 404 — never the phones' Digest challenge.
 
-use axum::Json;
-
+use super::openapi::error;
 use crate::manage;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -35,7 +34,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
             .to_string(),
         false => text,
     };
-    let mut out = (parts.status, Json(serde_json::json!({"error": msg}))).into_response();
+    let mut out = error(parts.status, msg);
     for (k, v) in parts.headers.iter() {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());
@@ -46,11 +45,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 
 /// An API path that does not exist.
 pub async fn not_found() -> Response {
-    (
+    error(
         StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": "no such admin API path (the README's Admin API section lists them)"})),
+        "no such admin API path (the README's Admin API section lists them)",
     )
-        .into_response()
 }
 
 /// A manage error as an HTTP answer: client errors say why; internal ones are logged in full
@@ -73,18 +71,13 @@ impl IntoResponse for ApiError {
             E::Render(_) | E::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::Store(_) | E::Io(_) => {
                 tracing::error!(error = %self.0, "admin request failed");
-                return (
+                return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(serde_json::json!({"error": "internal error; see the server log"})),
-                )
-                    .into_response();
+                    "internal error; see the server log",
+                );
             }
         };
-        (
-            status,
-            Json(serde_json::json!({"error": self.0.to_string()})),
-        )
-            .into_response()
+        error(status, self.0.to_string())
     }
 }
 
