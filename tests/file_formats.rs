@@ -7,7 +7,6 @@ mod common;
 
 use common::rng::Rng;
 use phoneprov::manage::{LayerInput, LineInput, Manager, PhoneInput, SiteInput};
-use phoneprov::store::Store;
 
 const HOSTILE: &[&str] = &[
     "a", "Z", "7", "-", "--", " ", "]]>", "\"", "'", "&", "<", ">", "&amp;", "<!--", "-->", "é",
@@ -29,7 +28,7 @@ async fn every_accepted_input_renders_to_files_phones_parse() {
     let mut rng = Rng(0x0dd_f11e_5eed_0002);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
-    let store = Store::open(&data.join("phoneprov.sqlite")).await.unwrap();
+    let store = common::open_store(&data).await;
     let m = Manager::open(store.clone(), "http://prov.test", &data).unwrap();
     let (mut accepted, mut refused, mut files) = (0, 0, 0);
     for round in 0..30u64 {
@@ -156,7 +155,7 @@ async fn every_accepted_input_renders_to_files_phones_parse() {
 async fn names_with_double_hyphens_and_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
-    let store = Store::open(&data.join("phoneprov.sqlite")).await.unwrap();
+    let store = common::open_store(&data).await;
     let m = Manager::open(store.clone(), "http://prov.test", &data).unwrap();
     // The checking parser is strict about what phones choke on.
     assert!(well_formed_xml("<!-- a -- b --><a/>").is_err());

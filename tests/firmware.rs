@@ -134,15 +134,10 @@ async fn every_path_refuses_the_bricking_build() {
     assert!(err.contains("names a denied firmware image"), "{err}");
     // ...and a row that got into the database anyway never reaches a file.
     {
-        use sqlx::Connection;
-        let url = format!(
-            "sqlite://{}",
-            env.data_dir().join("phoneprov.sqlite").display()
-        );
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut c = common::db(&env).await;
         sqlx::query("INSERT INTO settings (site_id, key, value) SELECT id, 'static.firmware.url', 'http://evil.example/x.rom' FROM sites")
             .execute(&mut c).await.unwrap();
-        sqlx::query("INSERT INTO settings (mac, key, value) VALUES (?, 'Static.Firmware.URL', 'http://evil.example/y.rom')")
+        sqlx::query("INSERT INTO settings (mac, key, value) VALUES ($1, 'Static.Firmware.URL', 'http://evil.example/y.rom')")
             .bind(T54W_MAC).execute(&mut c).await.unwrap();
     }
     let cfg = env.ok(&["render", T54W_MAC, &format!("{T54W_MAC}.cfg")]);

@@ -16,16 +16,11 @@ const BRICK: &str = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.20(20211130).rom";
 /// A stored image forced into the database, as a store of an older build (or a bug) might have
 /// left it: the verbs must judge it by its bytes all the same.
 async fn force_stored(env: &Env, bytes: &[u8], file_name: &str, version: &str) {
-    use sqlx::Connection;
     let dir = env.data_dir().join("firmware");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{}.img", sha(bytes))), bytes).unwrap();
-    let url = format!(
-        "sqlite://{}",
-        env.data_dir().join("phoneprov.sqlite").display()
-    );
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, sha1, file_name, added_at) VALUES (?, 'yealink', ?, 'T54W T57W T53W T53', ?, ?, ?, 0)")
+    let mut c = common::db(env).await;
+    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, sha1, file_name, added_at) VALUES ($1, 'yealink', $2, 'T54W T57W T53W T53', $3, $4, $5, 0)")
         .bind(sha(bytes))
         .bind(version)
         .bind(bytes.len() as i64)
@@ -357,12 +352,7 @@ async fn images_stored_before_sha1s_were_kept_get_theirs_from_the_file() {
     let bytes = blob(50_000, 41);
     force_stored(&env, &bytes, "T54W-96.86.0.77.rom", "96.86.0.77").await;
     {
-        use sqlx::Connection;
-        let url = format!(
-            "sqlite://{}",
-            env.data_dir().join("phoneprov.sqlite").display()
-        );
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut c = common::db(&env).await;
         sqlx::query("UPDATE firmware SET sha1 = NULL")
             .execute(&mut c)
             .await

@@ -10,8 +10,6 @@ use std::collections::HashSet;
 use common::rng::Rng;
 
 use phoneprov::manage::{LineInput, Manager, PhoneInput, SiteInput};
-use phoneprov::store::Store;
-use sqlx::Connection;
 
 const IMAGES: &[&str] = &[
     "T54W(T57W,T53W,T53)-96.86.0.20.rom",
@@ -43,7 +41,7 @@ async fn no_rendered_file_points_at_a_denied_image() {
     for round in 0..12 {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_path_buf();
-        let store = Store::open(&data.join("phoneprov.sqlite")).await.unwrap();
+        let store = common::open_store(&data).await;
         let m = Manager::open(store.clone(), "http://prov.test", &data).unwrap();
         // Images: all but the shipped-denied build go through the verb; that one is forced in.
         let up = tempfile::tempdir().unwrap();
@@ -130,10 +128,8 @@ async fn no_rendered_file_points_at_a_denied_image() {
                 .all(|i| i.image.sha256 != bad_sha),
             "round {round}: the refused bytes were stored"
         );
-        let mut url = format!("sqlite://{}", data.join("phoneprov.sqlite").display());
-        url.push_str("?mode=rwc");
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, file_name, added_at) VALUES (?, 'yealink', '96.86.0.20', 'T54W T57W T53W T53', 300000, 'T54W-96.86.0.20.rom', 0)")
+        let mut db = common::db_of(&store).await;
+        sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, file_name, added_at) VALUES ($1, 'yealink', '96.86.0.20', 'T54W T57W T53W T53', 300000, 'T54W-96.86.0.20.rom', 0)")
             .bind("b".repeat(64))
             .execute(&mut db)
             .await

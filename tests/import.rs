@@ -19,12 +19,7 @@ fn write(env: &Env, name: &str, text: &str) -> String {
 
 /// Reads the database directly: (phones, lines, change-log length, sum of updated_at).
 async fn db_state(env: &Env) -> (i64, i64, i64, i64) {
-    use sqlx::Connection;
-    let url = format!(
-        "sqlite://{}?mode=ro",
-        env.data_dir().join("phoneprov.sqlite").display()
-    );
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut c = common::db(env).await;
     let one = |q: &'static str| sqlx::query_scalar::<_, i64>(q);
     let phones = one("SELECT count(*) FROM phones")
         .fetch_one(&mut c)
@@ -38,15 +33,18 @@ async fn db_state(env: &Env) -> (i64, i64, i64, i64) {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    let touched = one("SELECT ifnull(sum(updated_at), 0) FROM phones")
+    // A sum of BIGINTs is NUMERIC in PostgreSQL: cast back to what both read as i64.
+    let touched = one("SELECT CAST(coalesce(sum(updated_at), 0) AS BIGINT) FROM phones")
         .fetch_one(&mut c)
         .await
         .unwrap();
-    let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(ok, "ok");
+    if !common::on_postgres() {
+        let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(ok, "ok");
+    }
     (phones, lines, changes, touched)
 }
 
@@ -616,9 +614,12 @@ async fn import_reports_validation_and_writing_progress() {
     }
     let path = env.data_dir().join("big.csv");
     std::fs::write(&path, csv).unwrap();
-    let store = phoneprov::store::Store::open(&env.data_dir().join("phoneprov.sqlite"))
-        .await
-        .unwrap();
+    let store = phoneprov::store::Store::connect(
+        &phoneprov::store::Location::parse(&env.db_url()).unwrap(),
+        Some(env.data_dir()),
+    )
+    .await
+    .unwrap();
     let m = phoneprov::manage::Manager::open(store.clone(), "http://prov.test", env.data_dir())
         .unwrap();
     let steps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -6,6 +6,8 @@
 //! either applies whole or changes nothing. Cases per property: PROPTEST_CASES (default 256;
 //! the import property runs a sixteenth of them, each on a fresh database).
 
+mod common;
+
 use proptest::prelude::*;
 
 use phoneprov::auth::{Authenticator, Outcome};
@@ -237,9 +239,7 @@ proptest! {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let store = phoneprov::store::Store::open(&dir.path().join("phoneprov.sqlite"))
-                .await
-                .unwrap();
+            let store = common::open_store(dir.path()).await;
             let m = phoneprov::manage::Manager::open(store.clone(), "http://prov.test", dir.path())
                 .unwrap();
             m.site_add(phoneprov::manage::SiteInput {

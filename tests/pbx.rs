@@ -17,19 +17,14 @@ fn run(env: &Env, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The change log's length, read straight from SQLite.
+/// The change log's length, read straight from the database.
 fn changes(env: &Env) -> i64 {
-    let url = format!(
-        "sqlite://{}?mode=ro",
-        env.data_dir().join("phoneprov.sqlite").display()
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut c = common::db(env).await;
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM changes")
             .fetch_one(&mut c)
             .await

@@ -28,7 +28,7 @@ use anyhow::Context;
 
 use phoneprov::config::{Cli, Command, Settings};
 use phoneprov::manage::Manager;
-use phoneprov::store::Store;
+use phoneprov::store::{Location, Store};
 
 /// Runs one command: 0 done, 2 refused, 3 a dry run, 1 anything else (an `Err`).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -37,10 +37,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Into an empty dir: nothing may be opened or created there first.
         return backup::restore(&settings.data_dir, args, cli.json).await;
     }
-    setup::ensure_data_dir(&settings, setup::creates_data(&cli.command))?;
-    let store = Store::open(&settings.db_path())
+    let database = match &settings.database_url {
+        Some(u) => Location::parse(u).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?,
+        None => Location::Sqlite(settings.default_db_path()),
+    };
+    setup::ensure_data_dir(&settings, &database, setup::creates_data(&cli.command))?;
+    let store = Store::connect(&database, Some(&settings.data_dir))
         .await
-        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+        .with_context(|| format!("opening the database {database}"))?;
     let result = dispatch(&store, &settings, cli.command, cli.json).await;
     store.close().await;
     result

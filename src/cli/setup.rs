@@ -40,9 +40,16 @@ pub fn creates_data(c: &Command) -> bool {
     )
 }
 
-pub fn ensure_data_dir(settings: &Settings, creates: bool) -> anyhow::Result<()> {
+pub fn ensure_data_dir(
+    settings: &Settings,
+    database: &phoneprov::store::Location,
+    creates: bool,
+) -> anyhow::Result<()> {
     let dir = &settings.data_dir;
-    if settings.db_path().exists() {
+    // A PostgreSQL database is made by its operator (and migrated on first use); an SQLite
+    // file that is not there yet means no install here.
+    let made = database.sqlite_path().is_none_or(std::path::Path::exists);
+    if made && dir.exists() {
         return Ok(());
     }
     if !creates {

@@ -50,6 +50,20 @@ pub struct Cli {
     )]
     pub public_https_url: Option<String>,
 
+    /// The database: a PostgreSQL URL (postgres://user:password@host:port/db) that several
+    /// servers can share, or sqlite:PATH. Default: phoneprov.sqlite in the data dir. Put it in
+    /// the environment or the settings file (`database_url`) rather than on a command line
+    /// others can read.
+    #[arg(
+        long,
+        env = "PHONEPROV_DATABASE_URL",
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// Settings file (TOML). Default: <data-dir>/phoneprov.toml, if it exists.
     #[arg(
         long,
@@ -300,6 +314,7 @@ pub struct FileConfig {
     pub tftp: Option<String>,
     pub public_url: Option<String>,
     pub public_https_url: Option<String>,
+    pub database_url: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -331,6 +346,8 @@ pub struct Settings {
     pub tftp: Option<String>,
     /// The settings file these came from (it may not exist).
     pub file: PathBuf,
+    /// The database's URL (`--database-url`); `None`: the SQLite file in the data dir.
+    pub database_url: Option<String>,
 }
 
 impl Settings {
@@ -366,6 +383,7 @@ impl Settings {
             None => None,
         };
         Ok(Settings {
+            database_url: cli.database_url.clone().or(file.database_url),
             data_dir,
             public_url,
             public_url_configured: configured.is_some(),
@@ -376,8 +394,9 @@ impl Settings {
         })
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("phoneprov.sqlite")
+    /// The default database: the SQLite file in the data dir.
+    pub fn default_db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE)
     }
 
     pub fn template_dir(&self) -> PathBuf {
@@ -388,6 +407,9 @@ impl Settings {
         self.data_dir.join(TOKENS_FILE)
     }
 }
+
+/// The SQLite database's file in the data dir (the default database).
+pub const DB_FILE: &str = "phoneprov.sqlite";
 
 /// The admin tokens' file in the data dir.
 pub const TOKENS_FILE: &str = "admin-tokens";

@@ -12,7 +12,7 @@ use crate::store::firmware::{self as fw, Image, Target};
 use crate::store::{self, Conn, StoreError};
 
 /// Phones rendered per page.
-pub(super) const PAGE: u32 = 2000;
+pub(super) const PAGE: i64 = 2000;
 
 /// A site without its phones.
 #[derive(Debug, Clone)]

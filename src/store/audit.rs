@@ -39,7 +39,7 @@ pub async fn insert_audit(conn: &mut Conn, a: &AuditInsert<'_>) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO fetch_audit (at, last_at, count, peer, transport, site_id, mac, file, result,
                                   auth, auth_generation)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(a.at)
     .bind(a.last_at)
@@ -58,7 +58,7 @@ pub async fn insert_audit(conn: &mut Conn, a: &AuditInsert<'_>) -> Result<i64> {
 
 /// Adds `count` more identical fetches to a row.
 pub async fn bump_audit(conn: &mut Conn, id: i64, count: i64, last_at: i64) -> Result<()> {
-    sqlx::query("UPDATE fetch_audit SET count = count + ?, last_at = max(last_at, ?) WHERE id = ?")
+    sqlx::query("UPDATE fetch_audit SET count = count + $1, last_at = CASE WHEN last_at > $2 THEN last_at ELSE $2 END WHERE id = $3")
         .bind(count)
         .bind(last_at)
         .bind(id)
@@ -69,7 +69,7 @@ pub async fn bump_audit(conn: &mut Conn, id: i64, count: i64, last_at: i64) -> R
 
 /// Forgets rows last touched before `before`.
 pub async fn prune_audit(conn: &mut Conn, before: i64) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM fetch_audit WHERE last_at < ?")
+    Ok(sqlx::query("DELETE FROM fetch_audit WHERE last_at < $1")
         .bind(before)
         .execute(conn)
         .await?
@@ -95,10 +95,10 @@ pub async fn query_audit(conn: &mut Conn, f: &AuditFilter) -> Result<Vec<AuditRo
         "SELECT a.at, a.last_at, a.count, a.peer, a.transport, s.name AS site, a.mac, a.file,
                 a.result, a.auth
            FROM fetch_audit a LEFT JOIN sites s ON s.id = a.site_id
-          WHERE (?1 IS NULL OR a.site_id = ?1) AND (?2 IS NULL OR a.mac = ?2)
-            AND (?3 IS NULL OR a.peer = ?3) AND (?4 IS NULL OR a.result = ?4)
-            AND (?5 IS NULL OR a.last_at >= ?5)
-          ORDER BY a.last_at DESC, a.id DESC LIMIT ?6",
+          WHERE ($1 IS NULL OR a.site_id = $1) AND ($2 IS NULL OR a.mac = $2)
+            AND ($3 IS NULL OR a.peer = $3) AND ($4 IS NULL OR a.result = $4)
+            AND ($5 IS NULL OR a.last_at >= $5)
+          ORDER BY a.last_at DESC, a.id DESC LIMIT $6",
     )
     .bind(f.site_id)
     .bind(&f.mac)
@@ -132,7 +132,7 @@ pub async fn phones_on_generation(conn: &mut Conn, site_id: i64, generation: i64
     Ok(sqlx::query_scalar(
         "SELECT COUNT(DISTINCT a.mac) FROM fetch_audit a
            JOIN phones p ON p.mac = a.mac AND p.site_id = a.site_id
-          WHERE a.site_id = ? AND a.auth_generation = ? AND a.auth = 'current'
+          WHERE a.site_id = $1 AND a.auth_generation = $2 AND a.auth = 'current'
             AND a.result = 'served'",
     )
     .bind(site_id)

@@ -42,7 +42,7 @@ pub enum Target {
     Phone { mac: Mac },
 }
 
-fn row_to_image(r: &sqlx::sqlite::SqliteRow) -> Result<Image> {
+fn row_to_image(r: &sqlx::any::AnyRow) -> Result<Image> {
     let models: String = r.try_get("models")?;
     Ok(Image {
         sha256: r.try_get("sha256")?,
@@ -57,7 +57,7 @@ fn row_to_image(r: &sqlx::sqlite::SqliteRow) -> Result<Image> {
 }
 
 pub async fn insert_image(conn: &mut Conn, i: &Image) -> Result<()> {
-    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, sha1, file_name, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO firmware (sha256, vendor, version, models, size, sha1, file_name, added_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&i.sha256)
         .bind(&i.vendor)
         .bind(&i.version)
@@ -81,7 +81,7 @@ pub async fn images(conn: &mut Conn) -> Result<Vec<Image>> {
 }
 
 pub async fn delete_image(conn: &mut Conn, sha256: &str) -> Result<()> {
-    sqlx::query("DELETE FROM firmware WHERE sha256 = ?")
+    sqlx::query("DELETE FROM firmware WHERE sha256 = $1")
         .bind(sha256)
         .execute(conn)
         .await?;
@@ -100,9 +100,9 @@ fn target_cols(t: &Target) -> (Option<i64>, Option<String>, Option<String>) {
 pub async fn assign(conn: &mut Conn, t: &Target, sha256: &str) -> Result<bool> {
     let (site_id, model, mac) = target_cols(t);
     Ok(sqlx::query(
-        "INSERT INTO firmware_assign (site_id, model, mac, sha256) VALUES (?, ?, ?, ?)
-         ON CONFLICT (ifnull(site_id, 0), ifnull(model, ''), ifnull(mac, ''))
-         DO UPDATE SET sha256 = excluded.sha256 WHERE sha256 IS NOT excluded.sha256",
+        "INSERT INTO firmware_assign (site_id, model, mac, sha256) VALUES ($1, $2, $3, $4)
+         ON CONFLICT ((coalesce(site_id, 0)), (coalesce(model, '')), (coalesce(mac, '')))
+         DO UPDATE SET sha256 = excluded.sha256 WHERE firmware_assign.sha256 IS DISTINCT FROM excluded.sha256",
     )
     .bind(site_id)
     .bind(model)
@@ -117,8 +117,8 @@ pub async fn assign(conn: &mut Conn, t: &Target, sha256: &str) -> Result<bool> {
 pub async fn unassign(conn: &mut Conn, t: &Target) -> Result<bool> {
     let (site_id, model, mac) = target_cols(t);
     Ok(sqlx::query(
-        "DELETE FROM firmware_assign WHERE ifnull(site_id, 0) = ifnull(?, 0)
-           AND ifnull(model, '') = ifnull(?, '') AND ifnull(mac, '') = ifnull(?, '')",
+        "DELETE FROM firmware_assign WHERE coalesce(site_id, 0) = coalesce($1, 0)
+           AND coalesce(model, '') = coalesce($2, '') AND coalesce(mac, '') = coalesce($3, '')",
     )
     .bind(site_id)
     .bind(model)
@@ -160,7 +160,7 @@ pub async fn remember_refused(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO firmware_refused (sha256, sha1, file_name, vendor, version, models, reason, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (sha256) DO NOTHING",
     )
     .bind(&content.sha256)
@@ -232,7 +232,7 @@ pub async fn fill_missing_sha1(conn: &mut Conn, dir: &std::path::Path) -> Result
                 continue;
             }
         };
-        sqlx::query("UPDATE firmware SET sha1 = ? WHERE sha256 = ?")
+        sqlx::query("UPDATE firmware SET sha1 = $1 WHERE sha256 = $2")
             .bind(&c.sha1)
             .bind(&sha)
             .execute(&mut *conn)

@@ -1,52 +1,57 @@
-//! The database: a cheap-to-clone handle on an SQLite pool, its migrations, and every query.
+//! The database: a cheap-to-clone handle on a pool of SQLite (the embedded default) or
+//! PostgreSQL connections, their migrations, and every query.
 //!
-//! Nothing outside this module names sqlx. Query functions take a `&mut Conn`, so the same
-//! function runs on a pooled connection or inside a transaction (`&mut *tx`). Every change that
-//! alters what phones receive appends to `changes` in the same transaction ([`log_change`]);
-//! a running server follows that log to re-render.
+//! Nothing outside this module names sqlx, and nothing outside [`location`] knows which engine
+//! it is talking to: every query is written once, in SQL both accept (`$N` parameters,
+//! `coalesce`, `ON CONFLICT`, `RETURNING`), and reads integers as i64. Query functions take a
+//! `&mut Conn`, so the same function runs on a pooled connection or inside a transaction
+//! (`&mut *tx`). Every change that alters what phones receive appends to `changes` in the same
+//! transaction ([`log_change`]); a running server follows that log to re-render.
 
 mod audit;
 pub mod firmware;
+mod location;
 mod pbx;
 mod phones;
+mod secrets;
 mod seen;
 mod settings;
 mod sites;
 pub mod snapshot;
 
 pub use audit::*;
+pub use location::{Backend, Location, redact};
 pub use pbx::*;
 pub use phones::*;
+pub use secrets::*;
 pub use seen::*;
 pub use settings::*;
 pub use sites::*;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::mac::Mac;
 
 /// A connection, pooled or in a transaction.
-pub type Conn = sqlx::SqliteConnection;
+pub type Conn = sqlx::AnyConnection;
 /// An open transaction; commit it or drop it to roll back.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A connection taken from the pool.
+pub type PooledConn = sqlx::pool::PoolConnection<sqlx::Any>;
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(sqlx::Error),
-    /// SQLITE_FULL: the disk (or quota) holding the database has no room.
+    /// SQLITE_FULL, or PostgreSQL's disk_full: the disk holding the database has no room.
     #[error(
         "the disk holding the database is full: free some space and try again; nothing was changed ({0})"
     )]
     Full(sqlx::Error),
-    /// SQLITE_BUSY after the busy timeout: another process holds the write lock.
+    /// The write lock was not had within the wait: another process holds it.
     #[error(
-        "the database is locked by another writer (waited {BUSY_WAIT_S} s): another phoneprov command, or a tool with the file open for writing; try again when it is done ({0})"
+        "the database is locked by another writer (waited {BUSY_WAIT_S} s): another phoneprov command, or a tool with the database open for writing; try again when it is done ({0})"
     )]
     Busy(sqlx::Error),
     #[error("could not migrate the database at {path}: {source}")]
@@ -56,6 +61,9 @@ pub enum StoreError {
     },
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    /// What this engine cannot do (e.g. an SQLite file copy of a PostgreSQL database).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// How long a writer waits for another to finish before giving up.
@@ -63,15 +71,10 @@ pub const BUSY_WAIT_S: u64 = 10;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        let code = match &e {
-            sqlx::Error::Database(d) => d.code().and_then(|c| c.parse::<i64>().ok()),
-            _ => None,
-        };
-        // SQLite's primary result code is the low byte of an extended one.
-        match code.map(|c| c & 0xff) {
-            Some(13) => StoreError::Full(e),
-            Some(5) | Some(6) => StoreError::Busy(e),
-            _ => StoreError::Db(e),
+        match location::classify(&e) {
+            location::Class::Full => StoreError::Full(e),
+            location::Class::Busy => StoreError::Busy(e),
+            location::Class::Other => StoreError::Db(e),
         }
     }
 }
@@ -93,7 +96,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle on the database; clone freely.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: sqlx::SqlitePool,
+    pool: sqlx::AnyPool,
+    location: std::sync::Arc<Location>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -104,46 +108,65 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A 0/1 integer column as a flag.
+fn flag(r: &sqlx::any::AnyRow, col: &str) -> Result<bool> {
+    use sqlx::Row;
+    Ok(r.try_get::<i64, _>(col)? != 0)
+}
+
+/// Key for the advisory lock PostgreSQL writers take, as SQLite's `BEGIN IMMEDIATE` does.
+const WRITE_LOCK: i64 = 0x7068_6f6e_6570_7276; // "phoneprv"
+
 impl Store {
-    /// Opens (creating if needed) the SQLite file and applies pending migrations. WAL mode lets
-    /// a running server read while a CLI command writes; `busy_timeout` makes writers queue.
+    /// Opens (creating if needed) an SQLite file and applies pending migrations; stored
+    /// firmware images are looked for beside it.
     pub async fn open(path: &Path) -> Result<Store> {
-        let opts = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(StoreError::Db)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(BUSY_WAIT_S));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            // A commit that failed on a full disk leaves its connection marked as inside a
-            // transaction (SQLite rolled it back itself, so the rollback sqlx sends fails),
-            // and every later `begin` on it would fail too: such a connection is replaced.
-            .before_acquire(|conn, _| {
-                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
-            })
-            .connect_with(opts)
-            .await?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.display().to_string(),
-                source,
-            })?;
+        Store::connect(&Location::Sqlite(path.to_path_buf()), path.parent()).await
+    }
+
+    /// Opens a database and applies pending migrations. `data_dir` holds the firmware images
+    /// whose SHA-1s an older store did not record (they are filled in).
+    pub async fn connect(location: &Location, data_dir: Option<&Path>) -> Result<Store> {
+        let max = match location.backend() {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        };
+        let pool = location.pool(max).await?;
+        let migrated = match location.backend() {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|source| StoreError::Migrate {
+            path: location.to_string(),
+            source,
+        })?;
         // Data that migration 0007 could not compute in SQL: SHA-1s of stored images.
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = data_dir {
             let mut conn = pool.acquire().await?;
             firmware::fill_missing_sha1(&mut conn, &dir.join("firmware")).await?;
         }
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            location: std::sync::Arc::new(location.clone()),
+        })
     }
 
-    /// `PRAGMA quick_check`: `Ok(())` when SQLite finds the file sound, else what it found.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.location.backend()
+    }
+
+    /// SQLite's `PRAGMA quick_check`: `Ok(())` when the file is sound, else what it found.
+    /// PostgreSQL keeps its own files whole (WAL replay): a round trip is all there is to check.
     pub async fn quick_check(&self) -> Result<Result<(), String>> {
         let mut conn = self.pool.acquire().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            return Ok(Ok(()));
+        }
         let rows: Vec<(String,)> = sqlx::query_as("PRAGMA quick_check")
             .fetch_all(&mut *conn)
             .await?;
@@ -154,14 +177,30 @@ impl Store {
         })
     }
 
-    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    pub async fn conn(&self) -> Result<PooledConn> {
         Ok(self.pool.acquire().await?)
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so two
-    /// writers queue on `busy_timeout` instead of failing half-way.
+    /// Starts a write transaction holding the database's one write lock, so two writers
+    /// queue (for up to [`BUSY_WAIT_S`]) instead of failing half-way: SQLite's
+    /// `BEGIN IMMEDIATE`, PostgreSQL's transaction-scoped advisory lock.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        match self.backend() {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SET LOCAL lock_timeout = '{BUSY_WAIT_S}s'"
+                )))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -191,7 +230,7 @@ pub async fn log_change(conn: &mut Conn, scope: Scope) -> Result<()> {
         Scope::Site(s) => (Some(s), None),
         Scope::Phone(s, m) => (Some(s), Some(m.to_string())),
     };
-    sqlx::query("INSERT INTO changes (site_id, mac, at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO changes (site_id, mac, at) VALUES ($1, $2, $3)")
         .bind(site)
         .bind(mac)
         .bind(now_ms())
@@ -218,7 +257,7 @@ pub async fn oldest_change(conn: &mut Conn) -> Result<Option<i64>> {
 /// Changes after `seq`, oldest first.
 pub async fn changes_since(conn: &mut Conn, seq: i64) -> Result<Vec<(i64, Scope)>> {
     let rows: Vec<(i64, Option<i64>, Option<String>)> =
-        sqlx::query_as("SELECT seq, site_id, mac FROM changes WHERE seq > ? ORDER BY seq")
+        sqlx::query_as("SELECT seq, site_id, mac FROM changes WHERE seq > $1 ORDER BY seq")
             .bind(seq)
             .fetch_all(conn)
             .await?;
@@ -236,7 +275,7 @@ pub async fn changes_since(conn: &mut Conn, seq: i64) -> Result<Vec<(i64, Scope)
 
 /// Forgets changes older than `before_ms` (a server that was down re-renders everything).
 pub async fn prune_changes(conn: &mut Conn, before_ms: i64) -> Result<()> {
-    sqlx::query("DELETE FROM changes WHERE at < ? AND seq < (SELECT max(seq) FROM changes)")
+    sqlx::query("DELETE FROM changes WHERE at < $1 AND seq < (SELECT max(seq) FROM changes)")
         .bind(before_ms)
         .execute(conn)
         .await?;

@@ -25,7 +25,7 @@ pub struct SyncPair {
     pub last_error: Option<String>,
 }
 
-fn to_pbx(r: &sqlx::sqlite::SqliteRow) -> Result<PbxRow> {
+fn to_pbx(r: &sqlx::any::AnyRow) -> Result<PbxRow> {
     Ok(PbxRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -43,7 +43,7 @@ pub async fn insert_pbx(
     api_version: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO pbx (name, kind, base_url, api_version, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO pbx (name, kind, base_url, api_version, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(name)
     .bind(kind)
@@ -56,7 +56,7 @@ pub async fn insert_pbx(
 }
 
 pub async fn pbx_named(conn: &mut Conn, name: &str) -> Result<Option<PbxRow>> {
-    sqlx::query("SELECT id, name, kind, base_url, api_version FROM pbx WHERE name = ?")
+    sqlx::query("SELECT id, name, kind, base_url, api_version FROM pbx WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
         .await?
@@ -75,11 +75,11 @@ pub async fn list_pbx(conn: &mut Conn) -> Result<Vec<PbxRow>> {
 }
 
 pub async fn delete_pbx(conn: &mut Conn, id: i64) -> Result<()> {
-    sqlx::query("DELETE FROM pbx_syncs WHERE pbx_id = ?")
+    sqlx::query("DELETE FROM pbx_syncs WHERE pbx_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM pbx WHERE id = ?")
+    sqlx::query("DELETE FROM pbx WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await?;
@@ -99,20 +99,20 @@ pub async fn record_sync(
         None => {
             sqlx::query(
                 "INSERT INTO pbx_syncs (pbx_id, domain, site_id, prune, last_ok_at, last_error)
-                 VALUES (?, ?, ?, ?, ?, NULL)
+                 VALUES ($1, $2, $3, $4, $5, NULL)
                  ON CONFLICT (pbx_id, domain, site_id) DO UPDATE SET prune = excluded.prune,
                    last_ok_at = excluded.last_ok_at, last_error = NULL",
             )
             .bind(pbx_id)
             .bind(domain)
             .bind(site_id)
-            .bind(prune)
+            .bind(i64::from(prune))
             .bind(now_ms())
             .execute(conn)
             .await?;
         }
         Some(e) => {
-            sqlx::query("UPDATE pbx_syncs SET last_error = ? WHERE pbx_id = ? AND domain = ? AND site_id = ?")
+            sqlx::query("UPDATE pbx_syncs SET last_error = $1 WHERE pbx_id = $2 AND domain = $3 AND site_id = $4")
                 .bind(e)
                 .bind(pbx_id)
                 .bind(domain)
@@ -128,7 +128,7 @@ pub async fn sync_pairs(conn: &mut Conn, pbx_id: Option<i64>) -> Result<Vec<Sync
     let rows = sqlx::query(
         "SELECT p.name AS pbx, y.domain, s.name AS site, y.prune, y.last_ok_at, y.last_error
            FROM pbx_syncs y JOIN pbx p ON p.id = y.pbx_id JOIN sites s ON s.id = y.site_id
-          WHERE (?1 IS NULL OR y.pbx_id = ?1) ORDER BY p.name, y.domain",
+          WHERE ($1 IS NULL OR y.pbx_id = $1) ORDER BY p.name, y.domain",
     )
     .bind(pbx_id)
     .fetch_all(conn)
@@ -139,7 +139,7 @@ pub async fn sync_pairs(conn: &mut Conn, pbx_id: Option<i64>) -> Result<Vec<Sync
                 pbx: r.try_get("pbx")?,
                 domain: r.try_get("domain")?,
                 site: r.try_get("site")?,
-                prune: r.try_get("prune")?,
+                prune: super::flag(r, "prune")?,
                 last_ok_at: r.try_get("last_ok_at")?,
                 last_error: r.try_get("last_error")?,
             })

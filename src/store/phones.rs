@@ -6,7 +6,7 @@ use super::{Conn, Result, now_ms, parse_mac};
 use crate::mac::Mac;
 use crate::model::{Line, Phone};
 
-fn row_to_phone(r: &sqlx::sqlite::SqliteRow) -> Result<Phone> {
+fn row_to_phone(r: &sqlx::any::AnyRow) -> Result<Phone> {
     let mac: String = r.try_get("mac")?;
     Ok(Phone {
         mac: parse_mac("phones", &mac)?,
@@ -21,7 +21,7 @@ pub async fn insert_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
     let now = now_ms();
     sqlx::query(
         "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(p.mac.to_string())
     .bind(p.site_id)
@@ -37,7 +37,7 @@ pub async fn insert_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
 
 pub async fn update_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
     sqlx::query(
-        "UPDATE phones SET site_id = ?, model = ?, label = ?, sn = ?, updated_at = ? WHERE mac = ?",
+        "UPDATE phones SET site_id = $1, model = $2, label = $3, sn = $4, updated_at = $5 WHERE mac = $6",
     )
     .bind(p.site_id)
     .bind(&p.model)
@@ -51,7 +51,7 @@ pub async fn update_phone(conn: &mut Conn, p: &Phone) -> Result<()> {
 }
 
 pub async fn phone(conn: &mut Conn, mac: Mac) -> Result<Option<Phone>> {
-    sqlx::query("SELECT mac, site_id, model, label, sn FROM phones WHERE mac = ?")
+    sqlx::query("SELECT mac, site_id, model, label, sn FROM phones WHERE mac = $1")
         .bind(mac.to_string())
         .fetch_optional(conn)
         .await?
@@ -64,7 +64,7 @@ pub async fn phone(conn: &mut Conn, mac: Mac) -> Result<Option<Phone>> {
 pub async fn list_phones(conn: &mut Conn, site_id: Option<i64>) -> Result<Vec<Phone>> {
     sqlx::query(
         "SELECT mac, site_id, model, label, sn FROM phones
-         WHERE ?1 IS NULL OR site_id = ?1 ORDER BY mac",
+         WHERE $1 IS NULL OR site_id = $1 ORDER BY mac",
     )
     .bind(site_id)
     .fetch_all(conn)
@@ -75,7 +75,7 @@ pub async fn list_phones(conn: &mut Conn, site_id: Option<i64>) -> Result<Vec<Ph
 }
 
 pub async fn delete_phone(conn: &mut Conn, mac: Mac) -> Result<()> {
-    sqlx::query("DELETE FROM phones WHERE mac = ?")
+    sqlx::query("DELETE FROM phones WHERE mac = $1")
         .bind(mac.to_string())
         .execute(conn)
         .await?;
@@ -84,14 +84,14 @@ pub async fn delete_phone(conn: &mut Conn, mac: Mac) -> Result<()> {
 
 /// Deletes every phone of a site (and, by cascade, their lines, settings and uploads).
 pub async fn delete_site_phones(conn: &mut Conn, site_id: i64) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM phones WHERE site_id = ?")
+    Ok(sqlx::query("DELETE FROM phones WHERE site_id = $1")
         .bind(site_id)
         .execute(conn)
         .await?
         .rows_affected())
 }
 
-fn row_to_line(r: &sqlx::sqlite::SqliteRow) -> Result<(Mac, Line)> {
+fn row_to_line(r: &sqlx::any::AnyRow) -> Result<(Mac, Line)> {
     let mac: String = r.try_get("mac")?;
     Ok((
         parse_mac("lines", &mac)?,
@@ -108,7 +108,7 @@ fn row_to_line(r: &sqlx::sqlite::SqliteRow) -> Result<(Mac, Line)> {
 }
 
 pub async fn lines(conn: &mut Conn, mac: Mac) -> Result<Vec<Line>> {
-    sqlx::query("SELECT * FROM lines WHERE mac = ? ORDER BY n")
+    sqlx::query("SELECT * FROM lines WHERE mac = $1 ORDER BY n")
         .bind(mac.to_string())
         .fetch_all(conn)
         .await?
@@ -119,9 +119,9 @@ pub async fn lines(conn: &mut Conn, mac: Mac) -> Result<Vec<Line>> {
 
 pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
     sqlx::query(
-        "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label, domain)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
+        "INSERT INTO lines (mac, n, \"user\", auth_user, password, display_name, label, domain)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (mac, n) DO UPDATE SET \"user\" = excluded.\"user\", auth_user = excluded.auth_user,
             password = excluded.password, display_name = excluded.display_name,
             label = excluded.label, domain = excluded.domain",
     )
@@ -140,7 +140,7 @@ pub async fn upsert_line(conn: &mut Conn, mac: Mac, l: &Line) -> Result<()> {
 
 /// Returns whether a line was there to delete.
 pub async fn delete_line(conn: &mut Conn, mac: Mac, n: u8) -> Result<bool> {
-    Ok(sqlx::query("DELETE FROM lines WHERE mac = ? AND n = ?")
+    Ok(sqlx::query("DELETE FROM lines WHERE mac = $1 AND n = $2")
         .bind(mac.to_string())
         .bind(n as i64)
         .execute(conn)
@@ -151,7 +151,7 @@ pub async fn delete_line(conn: &mut Conn, mac: Mac, n: u8) -> Result<bool> {
 
 /// Lines numbered above `max` (left over when a phone changes to a smaller model).
 pub async fn delete_lines_above(conn: &mut Conn, mac: Mac, max: u8) -> Result<()> {
-    sqlx::query("DELETE FROM lines WHERE mac = ? AND n > ?")
+    sqlx::query("DELETE FROM lines WHERE mac = $1 AND n > $2")
         .bind(mac.to_string())
         .bind(max as i64)
         .execute(conn)
@@ -161,7 +161,7 @@ pub async fn delete_lines_above(conn: &mut Conn, mac: Mac, max: u8) -> Result<()
 
 pub async fn put_upload(conn: &mut Conn, mac: Mac, name: &str, body: &[u8]) -> Result<()> {
     sqlx::query(
-        "INSERT INTO uploads (mac, name, body, updated_at) VALUES (?, ?, ?, ?)
+        "INSERT INTO uploads (mac, name, body, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (mac, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
     )
     .bind(mac.to_string())
@@ -194,30 +194,50 @@ pub async fn each_phone(conn: &mut Conn, mut each: impl FnMut(Phone)) -> Result<
     Ok(())
 }
 
-/// Rows per multi-row statement: well under SQLite's bound-parameter limit.
+/// Rows per multi-row statement: well under SQLite's (32,766) and PostgreSQL's (65,535)
+/// bound-parameter limits.
 const BATCH: usize = 400;
+
+/// `($1, …, $cols), ($cols+1, …)` for `rows` rows: a multi-row VALUES list in the one
+/// placeholder spelling both engines read (sqlx's QueryBuilder writes `?` for `Any`).
+fn values_list(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
 
 /// Inserts or updates phones in multi-row statements; `created_at` of existing rows is kept.
 pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
     let now = now_ms();
     for chunk in phones.chunks(BATCH) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at) ",
+        let sql = format!(
+            "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at) VALUES {}
+             ON CONFLICT (mac) DO UPDATE SET site_id = excluded.site_id, model = excluded.model,
+               label = excluded.label, sn = excluded.sn, updated_at = excluded.updated_at",
+            values_list(chunk.len(), 7)
         );
-        q.push_values(chunk, |mut b, p| {
-            b.push_bind(p.mac.to_string())
-                .push_bind(p.site_id)
-                .push_bind(p.model.clone())
-                .push_bind(p.label.clone())
-                .push_bind(p.sn.clone())
-                .push_bind(now)
-                .push_bind(now);
-        });
-        q.push(
-            " ON CONFLICT (mac) DO UPDATE SET site_id = excluded.site_id, model = excluded.model,
-              label = excluded.label, sn = excluded.sn, updated_at = excluded.updated_at",
-        );
-        q.build().execute(&mut *conn).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            q = q
+                .bind(p.mac.to_string())
+                .bind(p.site_id)
+                .bind(p.model.clone())
+                .bind(p.label.clone())
+                .bind(p.sn.clone())
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -225,25 +245,28 @@ pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
 /// Inserts or replaces lines in multi-row statements.
 pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> {
     for chunk in lines.chunks(BATCH) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO lines (mac, n, user, auth_user, password, display_name, label, domain) ",
+        let sql = format!(
+            "INSERT INTO lines (mac, n, \"user\", auth_user, password, display_name, label, domain)
+             VALUES {}
+             ON CONFLICT (mac, n) DO UPDATE SET \"user\" = excluded.\"user\",
+               auth_user = excluded.auth_user, password = excluded.password,
+               display_name = excluded.display_name, label = excluded.label,
+               domain = excluded.domain",
+            values_list(chunk.len(), 8)
         );
-        q.push_values(chunk, |mut b, (mac, l)| {
-            b.push_bind(mac.to_string())
-                .push_bind(l.n as i64)
-                .push_bind(l.user.clone())
-                .push_bind(l.auth_user.clone())
-                .push_bind(l.password.clone())
-                .push_bind(l.display_name.clone())
-                .push_bind(l.label.clone())
-                .push_bind(l.domain.clone());
-        });
-        q.push(
-            " ON CONFLICT (mac, n) DO UPDATE SET user = excluded.user, auth_user = excluded.auth_user,
-              password = excluded.password, display_name = excluded.display_name, label = excluded.label,
-              domain = excluded.domain",
-        );
-        q.build().execute(&mut *conn).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (mac, l) in chunk {
+            q = q
+                .bind(mac.to_string())
+                .bind(l.n as i64)
+                .bind(l.user.clone())
+                .bind(l.auth_user.clone())
+                .bind(l.password.clone())
+                .bind(l.display_name.clone())
+                .bind(l.label.clone())
+                .bind(l.domain.clone());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -253,13 +276,13 @@ pub async fn phones_page(
     conn: &mut Conn,
     site_id: i64,
     after: Option<Mac>,
-    limit: u32,
+    limit: i64,
 ) -> Result<Vec<Phone>> {
     sqlx::query(
         // `mac > ''` for the first page: an `IS NULL OR` would keep SQLite from seeking the
         // index to the page, and every page would scan the site from its start.
         "SELECT mac, site_id, model, label, sn FROM phones
-         WHERE site_id = ?1 AND mac > ?2 ORDER BY mac LIMIT ?3",
+         WHERE site_id = $1 AND mac > $2 ORDER BY mac LIMIT $3",
     )
     .bind(site_id)
     .bind(after.map(|m| m.to_string()).unwrap_or_default())
@@ -276,7 +299,7 @@ pub async fn phones_page(
 pub async fn lines_between(conn: &mut Conn, lo: Mac, hi: Mac) -> Result<Vec<(Mac, Line)>> {
     sqlx::query(
         // By the primary key's range; the caller keeps only its page's phones.
-        "SELECT * FROM lines WHERE mac >= ? AND mac <= ? ORDER BY mac, n",
+        "SELECT * FROM lines WHERE mac >= $1 AND mac <= $2 ORDER BY mac, n",
     )
     .bind(lo.to_string())
     .bind(hi.to_string())
@@ -294,7 +317,7 @@ pub async fn uploads_between(
     hi: Mac,
 ) -> Result<Vec<(Mac, String, Vec<u8>)>> {
     let rows: Vec<(String, String, Vec<u8>)> =
-        sqlx::query_as("SELECT mac, name, body FROM uploads WHERE mac >= ? AND mac <= ?")
+        sqlx::query_as("SELECT mac, name, body FROM uploads WHERE mac >= $1 AND mac <= $2")
             .bind(lo.to_string())
             .bind(hi.to_string())
             .fetch_all(conn)

@@ -9,7 +9,7 @@ pub async fn record_seen(conn: &mut Conn, batch: &[(Mac, Seen)]) -> Result<()> {
     for (mac, s) in batch {
         sqlx::query(
             "INSERT INTO phone_seen (mac, at, peer, transport, file, user_agent, model, firmware)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM phones WHERE mac = ?1)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM phones WHERE mac = $1)
              ON CONFLICT (mac) DO UPDATE SET at = excluded.at, peer = excluded.peer,
                transport = excluded.transport, file = excluded.file,
                user_agent = excluded.user_agent, model = excluded.model, firmware = excluded.firmware",
@@ -31,7 +31,7 @@ pub async fn record_seen(conn: &mut Conn, batch: &[(Mac, Seen)]) -> Result<()> {
 pub async fn seen(conn: &mut Conn, mac: Mac) -> Result<Option<Seen>> {
     use sqlx::Row;
     let row = sqlx::query(
-        "SELECT at, peer, transport, file, user_agent, model, firmware FROM phone_seen WHERE mac = ?",
+        "SELECT at, peer, transport, file, user_agent, model, firmware FROM phone_seen WHERE mac = $1",
     )
     .bind(mac.to_string())
     .fetch_optional(conn)

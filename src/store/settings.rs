@@ -14,7 +14,7 @@ fn layer_cols(layer: &Layer) -> (Option<i64>, Option<String>, Option<String>) {
     }
 }
 
-fn row_to_setting(r: &sqlx::sqlite::SqliteRow) -> Result<Setting> {
+fn row_to_setting(r: &sqlx::any::AnyRow) -> Result<Setting> {
     let site_id: Option<i64> = r.try_get("site_id")?;
     let model: Option<String> = r.try_get("model")?;
     let mac: Option<String> = r.try_get("mac")?;
@@ -44,9 +44,9 @@ fn row_to_setting(r: &sqlx::sqlite::SqliteRow) -> Result<Setting> {
 pub async fn put_setting(conn: &mut Conn, s: &Setting) -> Result<bool> {
     let (site_id, model, mac) = layer_cols(&s.layer);
     let changed = sqlx::query(
-        "INSERT INTO settings (site_id, model, mac, vendor, key, value) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (ifnull(site_id, 0), ifnull(model, ''), ifnull(mac, ''), ifnull(vendor, ''), key)
-         DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value",
+        "INSERT INTO settings (site_id, model, mac, vendor, key, value) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT ((coalesce(site_id, 0)), (coalesce(model, '')), (coalesce(mac, '')), (coalesce(vendor, '')), key)
+         DO UPDATE SET value = excluded.value WHERE settings.value IS DISTINCT FROM excluded.value",
     )
     .bind(site_id)
     .bind(model)
@@ -69,8 +69,8 @@ pub async fn delete_setting(
 ) -> Result<bool> {
     let (site_id, model, mac) = layer_cols(layer);
     Ok(sqlx::query(
-        "DELETE FROM settings WHERE ifnull(site_id, 0) = ifnull(?, 0) AND ifnull(model, '') = ifnull(?, '')
-           AND ifnull(mac, '') = ifnull(?, '') AND ifnull(vendor, '') = ifnull(?, '') AND key = ?",
+        "DELETE FROM settings WHERE coalesce(site_id, 0) = coalesce($1, 0) AND coalesce(model, '') = coalesce($2, '')
+           AND coalesce(mac, '') = coalesce($3, '') AND coalesce(vendor, '') = coalesce($4, '') AND key = $5",
     )
     .bind(site_id)
     .bind(model)
@@ -87,8 +87,8 @@ pub async fn delete_setting(
 pub async fn layer_settings(conn: &mut Conn, layer: &Layer) -> Result<Vec<Setting>> {
     let (site_id, model, mac) = layer_cols(layer);
     sqlx::query(
-        "SELECT * FROM settings WHERE ifnull(site_id, 0) = ifnull(?, 0)
-           AND ifnull(model, '') = ifnull(?, '') AND ifnull(mac, '') = ifnull(?, '') ORDER BY key",
+        "SELECT * FROM settings WHERE coalesce(site_id, 0) = coalesce($1, 0)
+           AND coalesce(model, '') = coalesce($2, '') AND coalesce(mac, '') = coalesce($3, '') ORDER BY key",
     )
     .bind(site_id)
     .bind(model)
@@ -105,7 +105,7 @@ pub async fn layer_settings(conn: &mut Conn, layer: &Layer) -> Result<Vec<Settin
 pub async fn shared_settings(conn: &mut Conn, site_id: i64) -> Result<Vec<Setting>> {
     sqlx::query(
         "SELECT * FROM settings
-         WHERE mac IS NULL AND (site_id IS NULL OR site_id = ?1)
+         WHERE mac IS NULL AND (site_id IS NULL OR site_id = $1)
          ORDER BY id",
     )
     .bind(site_id)
@@ -123,7 +123,7 @@ pub async fn phone_settings_between(
     lo: crate::mac::Mac,
     hi: crate::mac::Mac,
 ) -> Result<Vec<Setting>> {
-    sqlx::query("SELECT * FROM settings WHERE mac >= ? AND mac <= ? ORDER BY id")
+    sqlx::query("SELECT * FROM settings WHERE mac >= $1 AND mac <= $2 ORDER BY id")
         .bind(lo.to_string())
         .bind(hi.to_string())
         .fetch_all(conn)

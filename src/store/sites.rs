@@ -29,7 +29,7 @@ fn credential(user: Option<String>, password: Option<String>) -> Option<Credenti
     })
 }
 
-fn row_to_access(r: &sqlx::sqlite::SqliteRow) -> Result<SiteAccess> {
+fn row_to_access(r: &sqlx::any::AnyRow) -> Result<SiteAccess> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: "sites",
         reason,
@@ -49,14 +49,14 @@ fn row_to_access(r: &sqlx::sqlite::SqliteRow) -> Result<SiteAccess> {
             .map(str::parse)
             .collect::<std::result::Result<_, _>>()
             .map_err(corrupt)?,
-        require_https: r.try_get("require_https")?,
+        require_https: super::flag(r, "require_https")?,
         tftp_sensitive: tftp.parse().map_err(corrupt)?,
     })
 }
 
 /// Sets (or clears) the YMCS site a site maps to.
 pub async fn set_site_ymcs(conn: &mut Conn, id: i64, ymcs_site: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE sites SET ymcs_site = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE sites SET ymcs_site = $1, updated_at = $2 WHERE id = $3")
         .bind(ymcs_site)
         .bind(now_ms())
         .bind(id)
@@ -69,9 +69,9 @@ pub async fn set_site_ymcs(conn: &mut Conn, id: i64, ymcs_site: Option<&str>) ->
 pub async fn set_site_access(conn: &mut Conn, id: i64, a: &SiteAccess) -> Result<()> {
     let nets: Vec<String> = a.allow_nets.iter().map(|c| c.to_string()).collect();
     sqlx::query(
-        "UPDATE sites SET auth_user = ?, auth_password = ?, prev_auth_user = ?,
-                prev_auth_password = ?, prev_auth_until = ?, auth_generation = ?, allow_nets = ?,
-                require_https = ?, tftp_sensitive = ?, updated_at = ? WHERE id = ?",
+        "UPDATE sites SET auth_user = $1, auth_password = $2, prev_auth_user = $3,
+                prev_auth_password = $4, prev_auth_until = $5, auth_generation = $6, allow_nets = $7,
+                require_https = $8, tftp_sensitive = $9, updated_at = $10 WHERE id = $11",
     )
     .bind(a.auth.as_ref().map(|c| &c.user))
     .bind(a.auth.as_ref().map(|c| &c.password))
@@ -80,7 +80,7 @@ pub async fn set_site_access(conn: &mut Conn, id: i64, a: &SiteAccess) -> Result
     .bind(a.previous_until)
     .bind(a.auth_generation)
     .bind(nets.join(" "))
-    .bind(a.require_https)
+    .bind(i64::from(a.require_https))
     .bind(a.tftp_sensitive.as_str())
     .bind(now_ms())
     .bind(id)
@@ -89,9 +89,9 @@ pub async fn set_site_access(conn: &mut Conn, id: i64, a: &SiteAccess) -> Result
     Ok(())
 }
 
-fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
+fn row_to_site(r: &sqlx::any::AnyRow) -> Result<Site> {
     let transport: String = r.try_get("transport")?;
-    let dns: bool = r.try_get("transport_dns")?;
+    let dns = super::flag(r, "transport_dns")?;
     let ntp: String = r.try_get("ntp")?;
     Ok(Site {
         id: r.try_get("id")?,
@@ -108,7 +108,7 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
         },
         time_zone: r.try_get("time_zone")?,
         ntp: ntp.split_whitespace().map(str::to_string).collect(),
-        allow_keyless: r.try_get("allow_keyless")?,
+        allow_keyless: super::flag(r, "allow_keyless")?,
         recovery_sha256: r.try_get("recovery_sha256")?,
         access: row_to_access(r)?,
         ymcs_site: r.try_get("ymcs_site")?,
@@ -116,7 +116,7 @@ fn row_to_site(r: &sqlx::sqlite::SqliteRow) -> Result<Site> {
     })
 }
 
-fn row_to_sip(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::SiteSip> {
+fn row_to_sip(r: &sqlx::any::AnyRow) -> Result<crate::model::SiteSip> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: "sites",
         reason,
@@ -148,7 +148,7 @@ fn row_to_sip(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::SiteSip> {
 /// Replaces a site's outbound proxies and re-check schedule.
 pub async fn set_site_sip(conn: &mut Conn, id: i64, s: &crate::model::SiteSip) -> Result<()> {
     sqlx::query(
-        "UPDATE sites SET outbound_proxy = ?, outbound_proxy_2 = ?, recheck = ?, updated_at = ? WHERE id = ?",
+        "UPDATE sites SET outbound_proxy = $1, outbound_proxy_2 = $2, recheck = $3, updated_at = $4 WHERE id = $5",
     )
     .bind(s.outbound_proxy.as_ref().map(|e| e.to_string()))
     .bind(s.outbound_proxy_2.as_ref().map(|e| e.to_string()))
@@ -165,17 +165,17 @@ pub async fn insert_site(conn: &mut Conn, f: &SiteFields, key: &str) -> Result<S
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO sites (name, key, sip_server, sip_port, transport, transport_dns, time_zone, ntp,
                             allow_keyless, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(&f.name)
     .bind(key)
     .bind(&f.sip_server)
     .bind(f.sip_port as i64)
     .bind(transport_col(f.transport))
-    .bind(f.transport == crate::model::Transport::Dns)
+    .bind(i64::from(f.transport == crate::model::Transport::Dns))
     .bind(&f.time_zone)
     .bind(f.ntp.join(" "))
-    .bind(f.allow_keyless)
+    .bind(i64::from(f.allow_keyless))
     .bind(now)
     .bind(now)
     .fetch_one(&mut *conn)
@@ -195,17 +195,17 @@ fn transport_col(t: crate::model::Transport) -> &'static str {
 
 pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()> {
     sqlx::query(
-        "UPDATE sites SET name = ?, sip_server = ?, sip_port = ?, transport = ?, transport_dns = ?,
-                time_zone = ?, ntp = ?, allow_keyless = ?, recovery_sha256 = ?, updated_at = ? WHERE id = ?",
+        "UPDATE sites SET name = $1, sip_server = $2, sip_port = $3, transport = $4, transport_dns = $5,
+                time_zone = $6, ntp = $7, allow_keyless = $8, recovery_sha256 = $9, updated_at = $10 WHERE id = $11",
     )
     .bind(&f.name)
     .bind(&f.sip_server)
     .bind(f.sip_port as i64)
     .bind(transport_col(f.transport))
-    .bind(f.transport == crate::model::Transport::Dns)
+    .bind(i64::from(f.transport == crate::model::Transport::Dns))
     .bind(&f.time_zone)
     .bind(f.ntp.join(" "))
-    .bind(f.allow_keyless)
+    .bind(i64::from(f.allow_keyless))
     .bind(&f.recovery_sha256)
     .bind(now_ms())
     .bind(id)
@@ -215,7 +215,7 @@ pub async fn update_site(conn: &mut Conn, id: i64, f: &SiteFields) -> Result<()>
 }
 
 pub async fn set_site_key(conn: &mut Conn, id: i64, key: &str) -> Result<()> {
-    sqlx::query("UPDATE sites SET key = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE sites SET key = $1, updated_at = $2 WHERE id = $3")
         .bind(key)
         .bind(now_ms())
         .bind(id)
@@ -225,7 +225,7 @@ pub async fn set_site_key(conn: &mut Conn, id: i64, key: &str) -> Result<()> {
 }
 
 pub async fn site_by_name(conn: &mut Conn, name: &str) -> Result<Option<Site>> {
-    let q = format!("SELECT {SITE_COLS} FROM sites WHERE name = ?");
+    let q = format!("SELECT {SITE_COLS} FROM sites WHERE name = $1");
     sqlx::query(sqlx::AssertSqlSafe(q))
         .bind(name)
         .fetch_optional(conn)
@@ -236,7 +236,7 @@ pub async fn site_by_name(conn: &mut Conn, name: &str) -> Result<Option<Site>> {
 }
 
 pub async fn site_by_id(conn: &mut Conn, id: i64) -> Result<Option<Site>> {
-    let q = format!("SELECT {SITE_COLS} FROM sites WHERE id = ?");
+    let q = format!("SELECT {SITE_COLS} FROM sites WHERE id = $1");
     sqlx::query(sqlx::AssertSqlSafe(q))
         .bind(id)
         .fetch_optional(conn)
@@ -257,7 +257,7 @@ pub async fn list_sites(conn: &mut Conn) -> Result<Vec<Site>> {
 }
 
 pub async fn delete_site(conn: &mut Conn, id: i64) -> Result<()> {
-    sqlx::query("DELETE FROM sites WHERE id = ?")
+    sqlx::query("DELETE FROM sites WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await?;
@@ -266,7 +266,7 @@ pub async fn delete_site(conn: &mut Conn, id: i64) -> Result<()> {
 
 pub async fn count_phones(conn: &mut Conn, site_id: i64) -> Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT count(*) FROM phones WHERE site_id = ?")
+        sqlx::query_scalar("SELECT count(*) FROM phones WHERE site_id = $1")
             .bind(site_id)
             .fetch_one(conn)
             .await?,

@@ -43,9 +43,89 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_phoneprov")
 }
 
+/// The PostgreSQL server the suite runs on, when it runs on one: `scripts/test` runs the suite
+/// once on SQLite and once with this set to a throwaway server (`scripts/pg-throwaway`).
+pub fn postgres() -> Option<String> {
+    std::env::var("PHONEPROV_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Whether this run's databases are PostgreSQL ones.
+pub fn on_postgres() -> bool {
+    postgres().is_some()
+}
+
+/// A new empty PostgreSQL database on the test server: its URL.
+pub fn fresh_postgres_db(base: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "t{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    psql(base, &format!("CREATE DATABASE {name}"));
+    format!("{}/{name}", base.trim_end_matches('/'))
+}
+
+/// Runs one statement on the test server's `postgres` database with psql.
+pub fn psql(base: &str, sql: &str) {
+    let o = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(format!("{}/postgres", base.trim_end_matches('/')))
+        .args(["-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        o.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A connection to the database an `Env` runs on, whichever engine it is.
+pub async fn db(env: &Env) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&env.db_url())
+        .await
+        .expect("connect to the test database")
+}
+
+/// A store for library-level tests: SQLite in `dir`, or a fresh database on the test
+/// PostgreSQL server when the suite runs on one. Firmware images live in `dir` either way.
+pub async fn open_store(dir: &Path) -> phoneprov::store::Store {
+    use phoneprov::store::{Location, Store};
+    let loc = match postgres() {
+        Some(b) => Location::Postgres(fresh_postgres_db(&b)),
+        None => Location::Sqlite(dir.join("phoneprov.sqlite")),
+    };
+    Store::connect(&loc, Some(dir))
+        .await
+        .expect("open the test store")
+}
+
+/// A direct connection to a store's database (for tests that force rows in).
+pub async fn db_of(store: &phoneprov::store::Store) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = match store.location() {
+        phoneprov::store::Location::Postgres(u) => u.clone(),
+        phoneprov::store::Location::Sqlite(p) => format!("sqlite://{}", p.display()),
+    };
+    sqlx::AnyConnection::connect(&url).await.expect("connect")
+}
+
 /// A data dir and the CLI pointed at it.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// This Env's own PostgreSQL database, when the suite runs on PostgreSQL.
+    pub postgres: Option<String>,
     pub public_url: Option<&'static str>,
     admin_tokens: std::sync::atomic::AtomicUsize,
     /// Extra environment for every command (e.g. PHONEPROV_YMCS_*).
@@ -56,6 +136,7 @@ impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
+            postgres: postgres().map(|b| fresh_postgres_db(&b)),
             public_url: Some(PUBLIC_URL),
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -66,6 +147,7 @@ impl Env {
     pub fn in_dir(parent: &Path) -> Env {
         Env {
             dir: tempfile::tempdir_in(parent).expect("temp dir"),
+            postgres: postgres().map(|b| fresh_postgres_db(&b)),
             public_url: Some(PUBLIC_URL),
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -76,6 +158,7 @@ impl Env {
     pub fn bare() -> Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
+            postgres: postgres().map(|b| fresh_postgres_db(&b)),
             public_url: None,
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -86,6 +169,17 @@ impl Env {
         self.dir.path()
     }
 
+    /// The database's URL: this Env's PostgreSQL database, or the SQLite file in the data dir.
+    pub fn db_url(&self) -> String {
+        match &self.postgres {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir().join("phoneprov.sqlite").display()
+            ),
+        }
+    }
+
     fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
         c.env_clear()
@@ -93,6 +187,9 @@ impl Env {
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         if let Some(u) = self.public_url {
             c.env("PHONEPROV_PUBLIC_URL", u);
+        }
+        if let Some(u) = &self.postgres {
+            c.env("PHONEPROV_DATABASE_URL", u);
         }
         for (k, v) in self.vars.lock().expect("vars").iter() {
             c.env(k, v);
@@ -303,6 +400,27 @@ impl Env {
             tftp,
             stdout: out,
             log: log_path,
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // The test server is thrown away at the end of the run; its databases go sooner so a
+        // whole suite's worth never piles up on disk.
+        if let (Some(base), Some(url)) = (postgres(), &self.postgres)
+            && let Some(name) = url.rsplit('/').next()
+        {
+            let _ = Command::new("psql")
+                .args(["-X", "-q", "-d"])
+                .arg(format!("{}/postgres", base.trim_end_matches('/')))
+                .args([
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
         }
     }
 }
