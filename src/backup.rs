@@ -198,11 +198,24 @@ pub async fn backup(store: &Store, data_dir: &Path, out: &Path) -> Result<Manife
         Ok(manifest)
     }
     .await;
-    let _ = std::fs::remove_file(&db_copy);
+    for f in [
+        db_copy.clone(),
+        wal_of(&db_copy, "-wal"),
+        wal_of(&db_copy, "-shm"),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
     if result.is_err() {
         let _ = std::fs::remove_file(&tar_tmp);
     }
     result
+}
+
+/// SQLite's side file of `db` (`-wal`, `-shm`).
+fn wal_of(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Restores `archive` into `data_dir`, which must be empty or absent; checks every file

@@ -654,6 +654,7 @@ fn settings_file_env_and_flags_in_that_order() {
         "{v}"
     );
     let o = std::process::Command::new(bin())
+        .envs(env.db_env())
         .env("PHONEPROV_DATA_DIR", env.data_dir())
         .env("PHONEPROV_PUBLIC_URL", "http://from-env.example")
         .args(["--json", "site", "show", "s1"])
@@ -696,6 +697,7 @@ fn secrets_from_standard_input() {
     env.seed();
     let piped = |args: &[&str], input: &str| {
         let mut c = std::process::Command::new(bin())
+            .envs(env.db_env())
             .env("PHONEPROV_DATA_DIR", env.data_dir())
             .env("PHONEPROV_PUBLIC_URL", PUBLIC_URL)
             .args(args)

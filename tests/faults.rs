@@ -239,23 +239,36 @@ async fn a_full_disk_changes_nothing_keeps_serving_and_recovers() {
 fn a_database_held_by_another_writer_makes_commands_wait_then_say_so() {
     let env = Env::new();
     env.seed();
-    let db = env.data_dir().join("phoneprov.sqlite");
-    // Another process opens a write transaction and holds it.
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys,time\n\
-             c=sqlite3.connect(sys.argv[1],isolation_level=None)\n\
-             c.execute('BEGIN IMMEDIATE')\n\
-             print('held',flush=True)\n\
-             time.sleep(float(sys.argv[2]))\n\
-             c.execute('ROLLBACK')",
-        ])
-        .arg(&db)
-        .arg("30")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
+    // Another process opens a write transaction and holds it: on SQLite the file's write lock;
+    // on PostgreSQL the advisory lock every phoneprov writer takes (store::WRITE_LOCK).
+    let mut holder = match &env.postgres {
+        None => Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys,time\n\
+                 c=sqlite3.connect(sys.argv[1],isolation_level=None)\n\
+                 c.execute('BEGIN IMMEDIATE')\n\
+                 print('held',flush=True)\n\
+                 time.sleep(float(sys.argv[2]))\n\
+                 c.execute('ROLLBACK')",
+            ])
+            .arg(env.data_dir().join("phoneprov.sqlite"))
+            .arg("30")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3"),
+        Some(url) => Command::new("psql")
+            .args(["-X", "-q", "-t", "-A", "-d", url])
+            .args(["-c", "BEGIN"])
+            .args([
+                "-c",
+                "SELECT 'held' FROM (SELECT pg_advisory_xact_lock(8099846449764790902)) AS l",
+            ])
+            .args(["-c", "SELECT pg_sleep(30)"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql"),
+    };
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
@@ -277,6 +290,16 @@ fn a_database_held_by_another_writer_makes_commands_wait_then_say_so() {
     let waited = t.elapsed();
     let _ = holder.kill();
     let _ = holder.wait();
+    if let Some(url) = &env.postgres {
+        // PostgreSQL keeps a killed client's session (and its lock) until it next writes to
+        // it: end it, as an operator would (pg_terminate_backend).
+        let o = Command::new("psql")
+            .args(["-X", "-q", "-d", url, "-c"])
+            .arg("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")
+            .output()
+            .expect("psql");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("locked by another writer (waited 10 s)"),

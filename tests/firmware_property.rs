@@ -190,17 +190,17 @@ async fn no_rendered_file_points_at_a_denied_image() {
             let sha = rng.pick(&shas).clone();
             let (mac, model, s) = rng.pick(&phones).clone();
             let q = match rng.next() % 3 {
-                0 => sqlx::query("INSERT OR REPLACE INTO firmware_assign (site_id, model, mac, sha256) VALUES ((SELECT id FROM sites WHERE name = ?), NULL, NULL, ?)").bind(format!("s{s}")).bind(sha),
-                1 => sqlx::query("INSERT OR REPLACE INTO firmware_assign (site_id, model, mac, sha256) VALUES ((SELECT id FROM sites WHERE name = ?), ?, NULL, ?)").bind(format!("s{s}")).bind(model).bind(sha),
-                _ => sqlx::query("INSERT OR REPLACE INTO firmware_assign (site_id, model, mac, sha256) VALUES (NULL, NULL, ?, ?)").bind(mac.clone()).bind(sha),
+                0 => sqlx::query("INSERT INTO firmware_assign (site_id, model, mac, sha256) VALUES ((SELECT id FROM sites WHERE name = $1), NULL, NULL, $2) ON CONFLICT ((coalesce(site_id, 0)), (coalesce(model, '')), (coalesce(mac, ''))) DO UPDATE SET sha256 = excluded.sha256").bind(format!("s{s}")).bind(sha),
+                1 => sqlx::query("INSERT INTO firmware_assign (site_id, model, mac, sha256) VALUES ((SELECT id FROM sites WHERE name = $1), $2, NULL, $3) ON CONFLICT ((coalesce(site_id, 0)), (coalesce(model, '')), (coalesce(mac, ''))) DO UPDATE SET sha256 = excluded.sha256").bind(format!("s{s}")).bind(model).bind(sha),
+                _ => sqlx::query("INSERT INTO firmware_assign (site_id, model, mac, sha256) VALUES (NULL, NULL, $1, $2) ON CONFLICT ((coalesce(site_id, 0)), (coalesce(model, '')), (coalesce(mac, ''))) DO UPDATE SET sha256 = excluded.sha256").bind(mac.clone()).bind(sha),
             };
             let _ = q.execute(&mut db).await;
             let key = rng.pick(KEYS).to_string();
             let value = format!("http://evil.example/{}", rng.pick(IMAGES));
             let q = if rng.chance(50) {
-                sqlx::query("INSERT OR IGNORE INTO settings (site_id, key, value) VALUES ((SELECT id FROM sites WHERE name = ?), ?, ?)").bind(format!("s{s}")).bind(key).bind(value)
+                sqlx::query("INSERT INTO settings (site_id, key, value) VALUES ((SELECT id FROM sites WHERE name = $1), $2, $3) ON CONFLICT DO NOTHING").bind(format!("s{s}")).bind(key).bind(value)
             } else {
-                sqlx::query("INSERT OR IGNORE INTO settings (mac, key, value) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO settings (mac, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(mac)
                     .bind(key)
                     .bind(value)

@@ -456,6 +456,7 @@ async fn a_killed_import_leaves_the_database_as_before_or_as_after() {
     for delay_ms in [0u64, 50, 150, 300, 600, 1000, 1600, 2500] {
         use std::io::BufRead;
         let mut child = std::process::Command::new(bin())
+            .envs(env.db_env())
             .env("PHONEPROV_DATA_DIR", env.data_dir())
             .env("PHONEPROV_PUBLIC_URL", PUBLIC_URL)
             .env("PHONEPROV_LOG", "info")

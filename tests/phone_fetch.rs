@@ -624,6 +624,7 @@ async fn demo_serves_in_one_command() {
         })
         .expect("the phone show line");
     let o = std::process::Command::new("sh")
+        .envs(env.db_env())
         .args(["-c", &show])
         .output()
         .unwrap();

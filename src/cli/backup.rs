@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use phoneprov::backup::{BackupError, Manifest};
 use phoneprov::config::BackupArgs;
 use phoneprov::manage;
-use phoneprov::store::Store;
+use phoneprov::store::{Location, Store};
 
 use super::print::print;
 
@@ -51,10 +51,56 @@ pub async fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn restore(data_dir: &Path, args: BackupArgs, json: bool) -> anyhow::Result<ExitCode> {
+/// Restores the archive's files into `data_dir`; with a PostgreSQL database configured, its
+/// rows go into that database (which must be empty) instead of an SQLite file.
+pub async fn restore(
+    data_dir: &Path,
+    database: &Location,
+    args: BackupArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = match database {
+        Location::Sqlite(p) if p != &data_dir.join(phoneprov::config::DB_FILE) => {
+            return Err(manage::Error::Invalid(format!(
+                "restore writes the database into the data dir; to put it elsewhere, restore, then `migrate-db --to sqlite:{}`",
+                p.display()
+            ))
+            .into());
+        }
+        Location::Sqlite(_) => None,
+        Location::Postgres(_) => {
+            let t = Store::connect(database, None).await?;
+            let busy = t.non_empty_tables().await?;
+            if !busy.is_empty() {
+                t.close().await;
+                return Err(manage::Error::Invalid(format!(
+                    "{database} is not empty ({} tables hold rows): restore into a new, empty database",
+                    busy.len()
+                ))
+                .into());
+            }
+            Some(t)
+        }
+    };
     let m = phoneprov::backup::restore(&args.file, data_dir)
         .await
         .map_err(refused)?;
+    if let Some(t) = target {
+        let file = data_dir.join(phoneprov::config::DB_FILE);
+        let copy = Store::connect(&Location::Sqlite(file.clone()), None).await?;
+        let done = copy.copy_into(&t).await;
+        copy.close().await;
+        t.close().await;
+        if let Err(e) = done {
+            // Nothing is left half-done: the files go, the database is as it was (the copy is
+            // one transaction there).
+            let _ = std::fs::remove_dir_all(data_dir);
+            return Err(e.into());
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+    }
     print(
         json,
         &m,

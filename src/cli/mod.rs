@@ -10,6 +10,7 @@ mod doctor;
 mod firmware;
 mod import;
 mod line;
+mod migrate_db;
 mod pbx;
 mod phone;
 mod policy;
@@ -33,14 +34,14 @@ use phoneprov::store::{Location, Store};
 /// Runs one command: 0 done, 2 refused, 3 a dry run, 1 anything else (an `Err`).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&cli)?;
-    if let Command::Restore(args) = cli.command {
-        // Into an empty dir: nothing may be opened or created there first.
-        return backup::restore(&settings.data_dir, args, cli.json).await;
-    }
     let database = match &settings.database_url {
         Some(u) => Location::parse(u).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?,
         None => Location::Sqlite(settings.default_db_path()),
     };
+    if let Command::Restore(args) = cli.command {
+        // Into an empty dir: nothing may be opened or created there first.
+        return backup::restore(&settings.data_dir, &database, args, cli.json).await;
+    }
     setup::ensure_data_dir(&settings, &database, setup::creates_data(&cli.command))?;
     let store = Store::connect(&database, Some(&settings.data_dir))
         .await
@@ -83,6 +84,7 @@ async fn dispatch(
             unreachable!("handled above")
         }
         Command::Backup(args) => backup::backup(store, data_dir, args, json).await,
+        Command::MigrateDb(args) => migrate_db::run(store, data_dir, args, json).await,
 
         Command::Site(cmd) => site::run(&m, cmd, json).await,
         Command::Phone(cmd) => phone::run(&m, cmd, json).await,

@@ -142,6 +142,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Bring an install back from a `backup` archive into an empty --data-dir, checked.
     Restore(BackupArgs),
+    /// Copy every row of this install's database (audit included) into another, empty one —
+    /// SQLite to PostgreSQL or back — checked by row counts and a digest of every value.
+    MigrateDb(MigrateDbArgs),
     /// Check what a rollout needs — public URLs answer, TFTP, the policy, YMCS/RPS and PBX
     /// credentials (reads only) — one line each; exit 1 if anything needs fixing.
     Doctor(DoctorArgs),
@@ -157,6 +160,20 @@ pub struct DoctorArgs {
     /// (default: the generated one in <data-dir>/tls/, if any).
     #[arg(long, env = "PHONEPROV_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<std::path::PathBuf>,
+}
+
+/// Arguments of `phoneprov migrate-db`.
+#[derive(Debug, Args)]
+pub struct MigrateDbArgs {
+    /// The database to copy into: postgres://user:password@host/db, or sqlite:PATH. It must
+    /// be empty (it is migrated first). The source is --database-url, or the data dir's file.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PHONEPROV_MIGRATE_TO",
+        hide_env_values = true
+    )]
+    pub to: String,
 }
 
 /// The archive of `phoneprov backup` and `phoneprov restore`.

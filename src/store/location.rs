@@ -87,7 +87,10 @@ impl Location {
     /// A pool on this database; SQLite's file is created if missing and put in WAL mode.
     pub(super) async fn pool(&self, max: u32) -> Result<sqlx::AnyPool, StoreError> {
         sqlx::any::install_default_drivers();
-        let opts = AnyConnectOptions::from_str(&self.connect_url()?).map_err(StoreError::Db)?;
+        // A writer waiting its turn for the lock is not a slow query worth a warning.
+        let opts = AnyConnectOptions::from_str(&self.connect_url()?)
+            .map_err(StoreError::Db)?
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let base = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(BUSY_WAIT_S + 5))

@@ -200,7 +200,7 @@ const BATCH: usize = 400;
 
 /// `($1, …, $cols), ($cols+1, …)` for `rows` rows: a multi-row VALUES list in the one
 /// placeholder spelling both engines read (sqlx's QueryBuilder writes `?` for `Any`).
-fn values_list(rows: usize, cols: usize) -> String {
+pub(super) fn values_list(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ", (" });

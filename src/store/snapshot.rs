@@ -19,8 +19,16 @@ pub struct Contents {
 }
 
 impl Store {
-    /// Writes a consistent copy of the database to `dest` (which must not exist).
+    /// Writes a consistent copy of the database to `dest` (which must not exist) as an
+    /// SQLite file: `VACUUM INTO` from SQLite; from PostgreSQL every row, read in one snapshot,
+    /// into a new file (so one archive format restores either, and `migrate-db` moves it on).
     pub async fn snapshot_into(&self, dest: &Path) -> Result<()> {
+        if self.backend() == super::Backend::Postgres {
+            let copy = Store::connect(&super::Location::Sqlite(dest.to_path_buf()), None).await?;
+            let done = self.copy_into(&copy).await;
+            copy.close().await;
+            return done.map(|_| ());
+        }
         let mut conn = self.pool.acquire().await?;
         sqlx::query("VACUUM INTO ?")
             .bind(dest.to_string_lossy().to_string())

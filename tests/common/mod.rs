@@ -58,6 +58,12 @@ pub fn on_postgres() -> bool {
 
 /// A new empty PostgreSQL database on the test server: its URL.
 pub fn fresh_postgres_db(base: &str) -> String {
+    fresh_postgres_db_in(base, None)
+}
+
+/// A new empty PostgreSQL database whose files are kept under `dir` (a tablespace there), when
+/// given: so a test's small disk holds the database, as it holds an SQLite file.
+pub fn fresh_postgres_db_in(base: &str, dir: Option<&Path>) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
@@ -69,7 +75,20 @@ pub fn fresh_postgres_db(base: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    psql(base, &format!("CREATE DATABASE {name}"));
+    match dir {
+        None => psql(base, &format!("CREATE DATABASE {name}")),
+        Some(d) => {
+            let ts = d.join(format!("pg-{name}"));
+            std::fs::create_dir_all(&ts).expect("tablespace dir");
+            // The server runs as the package's `postgres` user when the suite runs as root.
+            let _ = Command::new("chown").arg("postgres").arg(&ts).status();
+            psql(
+                base,
+                &format!("CREATE TABLESPACE {name} LOCATION '{}'", ts.display()),
+            );
+            psql(base, &format!("CREATE DATABASE {name} TABLESPACE {name}"));
+        }
+    }
     format!("{}/{name}", base.trim_end_matches('/'))
 }
 
@@ -126,6 +145,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// This Env's own PostgreSQL database, when the suite runs on PostgreSQL.
     pub postgres: Option<String>,
+    /// Whether that database lives in a tablespace of its own.
+    in_tablespace: bool,
     pub public_url: Option<&'static str>,
     admin_tokens: std::sync::atomic::AtomicUsize,
     /// Extra environment for every command (e.g. PHONEPROV_YMCS_*).
@@ -137,6 +158,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             postgres: postgres().map(|b| fresh_postgres_db(&b)),
+            in_tablespace: false,
             public_url: Some(PUBLIC_URL),
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -147,7 +169,8 @@ impl Env {
     pub fn in_dir(parent: &Path) -> Env {
         Env {
             dir: tempfile::tempdir_in(parent).expect("temp dir"),
-            postgres: postgres().map(|b| fresh_postgres_db(&b)),
+            postgres: postgres().map(|b| fresh_postgres_db_in(&b, Some(parent))),
+            in_tablespace: true,
             public_url: Some(PUBLIC_URL),
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -159,6 +182,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             postgres: postgres().map(|b| fresh_postgres_db(&b)),
+            in_tablespace: false,
             public_url: None,
             admin_tokens: Default::default(),
             vars: Default::default(),
@@ -195,6 +219,15 @@ impl Env {
             c.env(k, v);
         }
         c
+    }
+
+    /// The environment that points a command at this Env's database (empty on SQLite: the
+    /// data dir's file is the default).
+    pub fn db_env(&self) -> Vec<(&'static str, String)> {
+        self.postgres
+            .iter()
+            .map(|u| ("PHONEPROV_DATABASE_URL", u.clone()))
+            .collect()
     }
 
     /// Sets an environment variable for every later command.
@@ -411,16 +444,23 @@ impl Drop for Env {
         if let (Some(base), Some(url)) = (postgres(), &self.postgres)
             && let Some(name) = url.rsplit('/').next()
         {
-            let _ = Command::new("psql")
-                .args(["-X", "-q", "-d"])
+            // A database in a tablespace of its own (on a test's small disk) goes with it,
+            // before the disk does.
+            let mut c = Command::new("psql");
+            c.args(["-X", "-q", "-d"])
                 .arg(format!("{}/postgres", base.trim_end_matches('/')))
                 .args([
                     "-c",
                     &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                 ])
+                .args(["-c", &format!("DROP TABLESPACE IF EXISTS {name}")])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
+                .stderr(Stdio::null());
+            if let Ok(mut child) = c.spawn()
+                && self.in_tablespace
+            {
+                let _ = child.wait();
+            }
         }
     }
 }
