@@ -69,11 +69,24 @@ impl std::fmt::Debug for Authenticator {
 
 impl Default for Authenticator {
     fn default() -> Self {
-        let mut secret = [0u8; 32];
-        // Without randomness nonces would be forgeable; failing loudly beats that.
-        if getrandom::fill(&mut secret).is_err() {
-            panic!("no system randomness for nonce keys");
-        }
+        Authenticator::with_secret(fresh_secret())
+    }
+}
+
+/// 32 random bytes for a nonce key.
+pub fn fresh_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    // Without randomness nonces would be forgeable; failing loudly beats that.
+    if getrandom::fill(&mut secret).is_err() {
+        panic!("no system randomness for nonce keys");
+    }
+    secret
+}
+
+impl Authenticator {
+    /// Nonces keyed by `secret`: servers given the same one accept each other's nonces (the
+    /// record of answers already used stays each server's own).
+    pub fn with_secret(secret: [u8; 32]) -> Authenticator {
         Authenticator {
             secret,
             used: Mutex::new(HashMap::new()),

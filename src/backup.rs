@@ -63,7 +63,10 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
         for e in entries {
             let e = e.map_err(|e| io(d.display(), e))?;
             let p = e.path();
-            let t = e.file_type().map_err(|e| io(p.display(), e))?;
+            // Followed: replicas share `firmware/` as a link to one folder.
+            let t = std::fs::metadata(&p)
+                .map_err(|e| io(p.display(), e))?
+                .file_type();
             if t.is_dir() {
                 // Rendered files are derived from the rest (and rewritten while serving): a
                 // restored install renders them again on its first start.

@@ -97,8 +97,12 @@ impl Manager {
                     models: c.models.clone(),
                     reason: reason.clone(),
                 };
-                fw::remember_refused(&mut conn, &c.content, &r).await?;
-                store::log_change(&mut conn, Scope::All).await?;
+                // In a write transaction like every change: the change log's numbers are
+                // handed out in commit order only under the write lock.
+                let mut tx = self.store.begin().await?;
+                fw::remember_refused(&mut tx, &c.content, &r).await?;
+                store::log_change(&mut tx, Scope::All).await?;
+                store::commit(tx).await?;
             }
             tracing::warn!(file = %c.file_name, sha256 = %c.content.sha256, sha1 = %c.content.sha1,
                 %reason, "firmware refused by policy");

@@ -76,9 +76,16 @@ pub struct Publisher {
     seq: i64,
     /// A full re-render is owed (the files on disk are stale or absent).
     owed_full: bool,
+    /// Woken when the database says a change committed (PostgreSQL); the poll is the floor.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Publisher {
+    /// What to wake to follow the change log at once rather than at the next poll.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
     /// Publishes every site from the database with its phones' files as they are on disk;
     /// fails if the templates are broken (the server does not start on a broken template).
     /// `cache_bytes` bounds the memory cache of phones' files.
@@ -110,6 +117,7 @@ impl Publisher {
             template_print,
             seq: 0,
             owed_full: true,
+            wake: Default::default(),
         };
         p.publish_from_disk().await?;
         give_back_memory();

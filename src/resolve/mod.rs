@@ -109,6 +109,12 @@ impl Resolver {
         }
     }
 
+    /// The same resolver checking Digest answers against nonces keyed by `secret`.
+    pub fn with_nonce_secret(mut self, secret: [u8; 32]) -> Resolver {
+        self.auth = Arc::new(crate::auth::Authenticator::with_secret(secret));
+        self
+    }
+
     /// The same resolver noting audited fetches into `audit`.
     pub fn with_audit(mut self, audit: Arc<AuditBuffer>) -> Resolver {
         self.audit = audit;

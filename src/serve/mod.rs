@@ -152,8 +152,20 @@ pub async fn run(
     .await?;
     let seen = Arc::new(SeenBuffer::default());
     let audit = Arc::new(crate::audit::AuditBuffer::default());
+    // The nonce key lives in the database, so every server on it (replicas behind one name)
+    // accepts the nonces the others minted, and a restart does not void those in flight.
+    let nonce_secret = {
+        let mut conn = store.conn().await?;
+        let s =
+            crate::store::shared_secret(&mut conn, "digest-nonce", &crate::auth::fresh_secret())
+                .await?;
+        <[u8; 32]>::try_from(s.as_slice()).map_err(|_| {
+            ServeError::Corrupt("the stored Digest nonce key is not 32 bytes".into())
+        })?
+    };
     let resolver = {
         let r = Resolver::new(ready.clone(), seen.clone(), Some(cfg.files_dir.clone()))
+            .with_nonce_secret(nonce_secret)
             .with_audit(audit.clone());
         r.with_guard(cfg.guard.unwrap_or(crate::access::GuardConfig {
             threshold: u32::MAX,
@@ -186,6 +198,10 @@ pub async fn run(
 
     let mut jobs = jobs::Jobs::new();
     let (control, control_rx) = tokio::sync::mpsc::channel(4);
+    if store.notifies() {
+        let (st, wake) = (store.clone(), publisher.waker());
+        jobs.spawn(|stop| async move { st.follow_notifications(wake, stop).await });
+    }
     jobs.spawn(|stop| publisher.run(cfg.poll_every, control_rx, stop));
     let now = Reloaded {
         public_url: cfg.public_url.clone(),

@@ -11,6 +11,7 @@
 mod audit;
 pub mod copy;
 pub mod firmware;
+mod listen;
 mod location;
 mod pbx;
 mod phones;

@@ -193,6 +193,28 @@ impl Env {
         self.dir.path()
     }
 
+    /// A second install's data dir on `primary`'s database, as a replica behind the same name
+    /// runs: its own rendered files, tokens and logs; the database and the firmware folder
+    /// (a link to the primary's) shared. On SQLite the shared database is the primary's file.
+    pub fn replica_of(primary: &Env) -> Env {
+        let fw = primary.data_dir().join("firmware");
+        std::fs::create_dir_all(&fw).expect("firmware dir");
+        let e = Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            postgres: None,
+            in_tablespace: false,
+            public_url: primary.public_url,
+            admin_tokens: Default::default(),
+            vars: Default::default(),
+        };
+        std::os::unix::fs::symlink(&fw, e.data_dir().join("firmware")).expect("link firmware");
+        e.set_var("PHONEPROV_DATABASE_URL", &primary.db_url());
+        for (k, v) in primary.vars.lock().expect("vars").iter() {
+            e.set_var(k, v);
+        }
+        e
+    }
+
     /// The database's URL: this Env's PostgreSQL database, or the SQLite file in the data dir.
     pub fn db_url(&self) -> String {
         match &self.postgres {

@@ -195,10 +195,12 @@ impl Publisher {
         crate::telemetry::snapshot(files, bytes);
         // Once every sender is gone, an idle channel (held here) so `recv` never spins.
         let mut _idle = None;
+        let wake = self.wake.clone();
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {}
+                _ = wake.notified() => {}
                 c = control.recv() => match c {
                     Some(Control::Urls(u)) if u != self.urls => {
                         let (http, https) = (u.http.clone(), u.https.clone());
