@@ -43,7 +43,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return backup::restore(&settings.data_dir, &database, args, cli.json).await;
     }
     setup::ensure_data_dir(&settings, &database, setup::creates_data(&cli.command))?;
-    let store = Store::connect(&database, Some(&settings.data_dir))
+    // A server outlasts its database's restarts (it waits, saying so); a command rides out
+    // a short one.
+    let wait = match &cli.command {
+        Command::Serve(_) => None,
+        _ => Some(std::time::Duration::from_secs(
+            phoneprov::store::BUSY_WAIT_S,
+        )),
+    };
+    let store = Store::connect_waiting(&database, Some(&settings.data_dir), wait)
         .await
         .with_context(|| format!("opening the database {database}"))?;
     let result = dispatch(&store, &settings, cli.command, cli.json).await;

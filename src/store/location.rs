@@ -84,6 +84,21 @@ impl Location {
         })
     }
 
+    /// One connection made and closed, with no retries (a pool retries until its timeout):
+    /// whether the server is there now. Nothing to do for an SQLite file.
+    pub(super) async fn probe(&self) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        if self.backend() == Backend::Postgres {
+            sqlx::any::install_default_drivers();
+            let opts = AnyConnectOptions::from_str(&self.connect_url()?).map_err(StoreError::Db)?;
+            sqlx::AnyConnection::connect_with(&opts)
+                .await?
+                .close()
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A pool on this database; SQLite's file is created if missing and put in WAL mode.
     pub(super) async fn pool(&self, max: u32) -> Result<sqlx::AnyPool, StoreError> {
         sqlx::any::install_default_drivers();
@@ -168,6 +183,21 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+/// Whether connecting failed because the server is not there (yet): worth waiting for.
+pub(super) fn unreachable(e: &StoreError) -> bool {
+    let (StoreError::Db(e) | StoreError::Busy(e)) = e else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // cannot_connect_now: starting up, shutting down, in recovery.
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|p| p.code() == "57P03"),
+        _ => false,
+    }
+}
+
 /// What an engine's error code means to us.
 pub(super) enum Class {
     Full,
@@ -181,9 +211,12 @@ pub(super) fn classify(e: &sqlx::Error) -> Class {
         return Class::Other;
     };
     if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        // SQLSTATE: disk_full, lock_not_available (lock_timeout), deadlock_detected.
+        // SQLSTATE: disk_full, lock_not_available (lock_timeout), deadlock_detected. A new
+        // session on a full disk fails before any code is set ("could not write init file",
+        // XX000): a write that failed in the data directory, which is the disk filling up.
         return match pg.code() {
             "53100" => Class::Full,
+            _ if pg.message().starts_with("could not write init file") => Class::Full,
             "55P03" | "40P01" => Class::Busy,
             _ => Class::Other,
         };

@@ -129,11 +129,45 @@ impl Store {
     /// Opens a database and applies pending migrations. `data_dir` holds the firmware images
     /// whose SHA-1s an older store did not record (they are filled in).
     pub async fn connect(location: &Location, data_dir: Option<&Path>) -> Result<Store> {
+        Store::connect_waiting(location, data_dir, Some(std::time::Duration::ZERO)).await
+    }
+
+    /// [`Store::connect`], waiting while a database server cannot be reached (down, starting,
+    /// restarting) and saying so every few seconds: up to `wait`, or for as long as it takes
+    /// when `None` (a server that starts before its database does).
+    pub async fn connect_waiting(
+        location: &Location,
+        data_dir: Option<&Path>,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Store> {
         let max = match location.backend() {
             Backend::Sqlite => 4,
             Backend::Postgres => 8,
         };
+        let started = std::time::Instant::now();
+        let mut said = None::<std::time::Instant>;
+        loop {
+            match location.probe().await {
+                Ok(()) => break,
+                Err(e)
+                    if location::unreachable(&e) && wait.is_none_or(|w| started.elapsed() < w) =>
+                {
+                    if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5)) {
+                        said = Some(std::time::Instant::now());
+                        tracing::warn!(database = %location, error = %e,
+                            waited_s = started.elapsed().as_secs(),
+                            "waiting for the database to accept connections");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let pool = location.pool(max).await?;
+        if said.is_some() {
+            tracing::info!(database = %location, waited_s = started.elapsed().as_secs(),
+                "the database accepts connections");
+        }
         let migrated = match location.backend() {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
