@@ -123,12 +123,15 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `base` may list several servers, comma-separated (replicas): phone i fetches from the
+/// i-th, round robin, its whole sequence from the one server.
 async fn http(plan: Vec<Phone>, base: String, conc: usize) -> Res<()> {
     let c = client()?;
+    let bases: Vec<String> = base.split(',').map(str::to_string).collect();
     let started = Instant::now();
-    let results: Vec<(Vec<f64>, usize)> = futures_util::stream::iter(plan)
-        .map(|p| {
-            let (c, base) = (c.clone(), base.clone());
+    let results: Vec<(Vec<f64>, usize)> = futures_util::stream::iter(plan.into_iter().enumerate())
+        .map(|(i, p)| {
+            let (c, base) = (c.clone(), bases[i % bases.len()].clone());
             async move {
                 let mut times = Vec::with_capacity(4);
                 let mut errors = 0;

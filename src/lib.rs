@@ -6,7 +6,7 @@
 //! User-Agent to bytes) → [`render::ready`] (files rendered in advance: sites' shared files in
 //! memory, phones' files in [`render::stored`] packs on disk behind the [`render::cache`]).
 //! Data changes travel: CLI or admin API → [`manage`] (validate, change, trial-render, commit)
-//! → [`store`] (SQLite, with a change log) → [`publish`] (re-render what changed, a page of
+//! → [`store`] (SQLite or PostgreSQL, with a change log) → [`publish`] (re-render what changed, a page of
 //! phones at a time, into the packs and the ready snapshot).
 //!
 //! | module | owns |
