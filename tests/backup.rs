@@ -194,4 +194,25 @@ async fn a_backup_taken_during_a_storm_restores_to_the_same_install() {
         0,
         "nothing left"
     );
+    // Into a database configured elsewhere (PostgreSQL, or a file outside the data dir) that
+    // already holds rows: refused before anything is unpacked, and that database untouched.
+    let other = Env::new();
+    other.seed();
+    let before = other.json(&["phone", "list"]);
+    let o = std::process::Command::new(bin())
+        .args(["--data-dir"])
+        .arg(target.path())
+        .args(["--database-url", &other.db_url(), "restore"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+    assert_eq!(other.json(&["phone", "list"]), before);
 }

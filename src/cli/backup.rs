@@ -51,42 +51,37 @@ pub async fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Restores the archive's files into `data_dir`; with a PostgreSQL database configured, its
-/// rows go into that database (which must be empty) instead of an SQLite file.
+/// Restores the archive's files into `data_dir`; with another database configured (PostgreSQL,
+/// or an SQLite file elsewhere), its rows go into that one, which must be empty.
 pub async fn restore(
     data_dir: &Path,
     database: &Location,
     args: BackupArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let target = match database {
-        Location::Sqlite(p) if p != &data_dir.join(phoneprov::config::DB_FILE) => {
+    // The archive's database lands in the data dir's file; a database configured elsewhere
+    // (PostgreSQL, or a file outside) gets its rows instead, and must be empty. Checked before
+    // anything is unpacked.
+    let file = data_dir.join(phoneprov::config::DB_FILE);
+    let target = if database == &Location::Sqlite(file.clone()) {
+        None
+    } else {
+        let t = Store::connect(database, None).await?;
+        let busy = t.non_empty_tables().await?;
+        if !busy.is_empty() {
+            t.close().await;
             return Err(manage::Error::Invalid(format!(
-                "restore writes the database into the data dir; to put it elsewhere, restore, then `migrate-db --to sqlite:{}`",
-                p.display()
+                "{database} is not empty ({} tables hold rows): restore into a new, empty database",
+                busy.len()
             ))
             .into());
         }
-        Location::Sqlite(_) => None,
-        Location::Postgres(_) => {
-            let t = Store::connect(database, None).await?;
-            let busy = t.non_empty_tables().await?;
-            if !busy.is_empty() {
-                t.close().await;
-                return Err(manage::Error::Invalid(format!(
-                    "{database} is not empty ({} tables hold rows): restore into a new, empty database",
-                    busy.len()
-                ))
-                .into());
-            }
-            Some(t)
-        }
+        Some(t)
     };
     let m = phoneprov::backup::restore(&args.file, data_dir)
         .await
         .map_err(refused)?;
     if let Some(t) = target {
-        let file = data_dir.join(phoneprov::config::DB_FILE);
         let copy = Store::connect(&Location::Sqlite(file.clone()), None).await?;
         let done = copy.copy_into(&t).await;
         copy.close().await;
