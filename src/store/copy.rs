@@ -111,6 +111,22 @@ async fn columns(conn: &mut Conn, backend: Backend, table: &str) -> Result<Vec<(
         .collect()
 }
 
+/// The database's own tables (not the engine's, not sqlx's migration record).
+async fn tables(conn: &mut Conn, backend: Backend) -> Result<Vec<String>> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+               AND name <> '_sqlx_migrations' ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables
+              WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                AND table_name <> '_sqlx_migrations' ORDER BY table_name"
+        }
+    };
+    Ok(sqlx::query_scalar(sql).fetch_all(conn).await?)
+}
+
 /// `"a", "b"` for a column list.
 fn quoted(cols: &[(String, Kind)]) -> String {
     cols.iter()
@@ -248,6 +264,18 @@ impl Store {
         }
         use futures_util::TryStreamExt;
         let mut from = snapshot(self).await?;
+        // A table this build does not know would be left behind without a word: refuse.
+        let unknown: Vec<String> = tables(&mut from, self.backend())
+            .await?
+            .into_iter()
+            .filter(|t| !TABLES.contains(&t.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(StoreError::Unsupported(format!(
+                "the database has tables this phoneprov does not copy ({}): use the phoneprov that made them",
+                unknown.join(", ")
+            )));
+        }
         let mut dst = to.begin().await?;
         for t in TABLES {
             let cols = columns(&mut from, self.backend(), t).await?;
@@ -329,4 +357,21 @@ async fn insert_page(
     }
     q.execute(dst).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration that adds a table must add it to `TABLES` too, or `migrate-db` and backups
+    /// of PostgreSQL installs would refuse it.
+    #[tokio::test]
+    async fn every_table_the_migrations_make_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let mut want: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
+        want.sort();
+        assert_eq!(tables(&mut conn, Backend::Sqlite).await.unwrap(), want);
+    }
 }
