@@ -33,22 +33,6 @@ async fn both_serve(urls: [&str; 2], want: &str) -> Duration {
     t.elapsed()
 }
 
-fn nonce_of(r: &reqwest::Response) -> String {
-    let h = r
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("Digest "))
-        .expect("a Digest challenge")
-        .to_string();
-    h.split("nonce=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("nonce")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_on_one_database_serve_alike() {
     let a = Env::new();

@@ -141,25 +141,6 @@ async fn a_scan_is_banned_and_a_boot_storm_is_not() {
     assert_eq!(r.status(), 200);
 }
 
-/// The nonce of a Digest challenge.
-fn nonce_of(r: &reqwest::Response) -> String {
-    let h = r
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("Digest "))
-        .expect("a Digest challenge")
-        .to_string();
-    h.split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_with_a_login_and_its_network_boots_a_scanner_gets_nothing() {
     const PW: &str = "Pr0v-Secret-77x";

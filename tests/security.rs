@@ -35,24 +35,6 @@ fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// The nonce of a Digest challenge.
-fn nonce_of(r: &reqwest::Response) -> String {
-    let h = r
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|v| v.starts_with("Digest "))
-        .expect("a Digest challenge");
-    h.split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// A Digest answer for `path` with a fresh challenge from the server.
 async fn digest_header(
     c: &reqwest::Client,

@@ -140,6 +140,23 @@ pub async fn db_of(store: &phoneprov::store::Store) -> sqlx::AnyConnection {
     sqlx::AnyConnection::connect(&url).await.expect("connect")
 }
 
+/// The nonce of a response's Digest challenge.
+pub fn nonce_of(r: &reqwest::Response) -> String {
+    let h = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("Digest "))
+        .expect("a Digest challenge")
+        .to_string();
+    h.split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a nonce in the Digest challenge")
+        .to_string()
+}
+
 /// A data dir and the CLI pointed at it.
 pub struct Env {
     pub dir: tempfile::TempDir,
