@@ -84,4 +84,5 @@ pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod users;
 pub mod ymcs;

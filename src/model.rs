@@ -461,3 +461,86 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a console user may do: `admin` everything (users and secrets included), `tech` the
+/// day's work (sites, phones, import, firmware assignment, YMCS) but never a password,
+/// `viewer` read only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Tech,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Tech => "tech",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may change things (everything but reading).
+    pub fn may_change(self) -> bool {
+        self >= Role::Tech
+    }
+
+    /// Whether this role may see SIP and provisioning passwords, and manage users.
+    pub fn is_admin(self) -> bool {
+        self == Role::Admin
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "tech" => Ok(Role::Tech),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!("no role '{other}': admin, tech or viewer")),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A console user. The password hash is never serialised.
+#[derive(Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change made through the console: who, from where, what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub user: String,
+    pub role: String,
+    pub peer: String,
+    /// A verb: `phone.update`, `import.apply`, `user.add`, …
+    pub action: String,
+    pub detail: String,
+}

@@ -26,6 +26,12 @@ pub struct ImageView {
     pub image: Image,
     pub verdict: Verdict,
     pub assigned: usize,
+    /// Phones this image is the target of.
+    #[serde(skip)]
+    pub targeted: u64,
+    /// Of those, the phones that last reported running its version.
+    #[serde(skip)]
+    pub running: u64,
 }
 
 /// A phone whose running firmware the policy denies.
@@ -183,13 +189,19 @@ impl Manager {
         let assigned = fw::assignments(&mut conn).await?;
         let memory = fw::refused(&mut conn).await?;
         let policy = self.policy.get();
+        let rolled = crate::publish::rollout(&mut conn).await?;
         Ok(fw::images(&mut conn)
             .await?
             .into_iter()
-            .map(|image| ImageView {
-                verdict: stored_verdict(&policy, &memory, &image),
-                assigned: assigned.iter().filter(|(_, s)| *s == image.sha256).count(),
-                image,
+            .map(|image| {
+                let (targeted, running) = rolled.get(&image.sha256).copied().unwrap_or_default();
+                ImageView {
+                    verdict: stored_verdict(&policy, &memory, &image),
+                    assigned: assigned.iter().filter(|(_, s)| *s == image.sha256).count(),
+                    targeted,
+                    running,
+                    image,
+                }
             })
             .collect())
     }

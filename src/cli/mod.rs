@@ -21,6 +21,7 @@ mod setting;
 pub mod setup;
 mod site;
 mod token;
+mod user;
 mod ymcs;
 
 use std::process::ExitCode;
@@ -72,6 +73,9 @@ async fn dispatch(
     if let Command::Token(cmd) = command {
         return token::run(&settings.tokens_path(), cmd, json);
     }
+    if let Command::User(cmd) = command {
+        return user::run(store, cmd, json).await;
+    }
     if let Command::Doctor(args) = command {
         // The doctor runs even when the verbs cannot be set up: it says why.
         let m = Manager::open(
@@ -88,7 +92,11 @@ async fn dispatch(
         data_dir,
     )?;
     match command {
-        Command::Serve(_) | Command::Token(_) | Command::Restore(_) | Command::Doctor(_) => {
+        Command::Serve(_)
+        | Command::Token(_)
+        | Command::User(_)
+        | Command::Restore(_)
+        | Command::Doctor(_) => {
             unreachable!("handled above")
         }
         Command::Backup(args) => backup::backup(store, data_dir, args, json).await,

@@ -91,6 +91,12 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         settings_file: Some(settings.file.clone()),
         metrics_open: args.metrics_open,
         file_cache_bytes: args.file_cache_mb.saturating_mul(1 << 20),
+        sessions: phoneprov::users::sessions::SessionPolicy {
+            idle: phoneprov::config::parse_duration(&args.session_idle)
+                .map_err(|e| manage::Error::Invalid(format!("--session-idle: {e}")))?,
+            lifetime: phoneprov::config::parse_duration(&args.session_lifetime)
+                .map_err(|e| manage::Error::Invalid(format!("--session-lifetime: {e}")))?,
+        },
         reread: Some(reread),
         http: settings.http.clone(),
         public_url: settings

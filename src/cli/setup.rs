@@ -26,7 +26,7 @@ pub fn error_text(e: &anyhow::Error) -> String {
 /// that holds no database (a typo in `--data-dir`, another folder), say so instead of reading an
 /// empty one.
 pub fn creates_data(c: &Command) -> bool {
-    use phoneprov::config::{FirmwareCmd, PbxCmd, PhoneCmd, SiteCmd, TokenCmd};
+    use phoneprov::config::{FirmwareCmd, PbxCmd, PhoneCmd, SiteCmd, TokenCmd, UserCmd};
     matches!(
         c,
         Command::Serve(_)
@@ -36,6 +36,7 @@ pub fn creates_data(c: &Command) -> bool {
             | Command::Phone(PhoneCmd::Add { .. })
             | Command::Firmware(FirmwareCmd::Add { .. })
             | Command::Token(TokenCmd::New { .. })
+            | Command::User(UserCmd::Add { .. })
             | Command::Pbx(PbxCmd::Add { .. })
     )
 }
@@ -73,8 +74,6 @@ pub fn ensure_data_dir(
     Ok(())
 }
 
-/// `phoneprov recover`: refuses a denied or ill-fitting image, then answers image requests
-/// until Ctrl-C and prints a summary per phone.
 /// A secret given on the command line: `-` reads it from standard input — on a terminal with a
 /// prompt and without echo, else one line of a pipe — so it stays out of shell history and `ps`.
 pub fn secret(value: String, what: &str) -> anyhow::Result<String> {

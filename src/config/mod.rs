@@ -128,6 +128,9 @@ pub enum Command {
     /// Admin API tokens (kept as hashes).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Web console users (`/ui/`): roles admin, tech, viewer; argon2-hashed passwords.
+    #[command(subcommand)]
+    User(UserCmd),
     /// PBXes that phones and lines are read from (NetSapiens, SARK).
     #[command(subcommand)]
     Pbx(PbxCmd),
@@ -316,6 +319,24 @@ pub struct ServeArgs {
     /// served from memory, the rest from `<data-dir>/rendered/` (and the OS page cache).
     #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 32)]
     pub file_cache_mb: usize,
+
+    /// A web console session ends after this long without a request (e.g. 30m, 2h).
+    #[arg(
+        long,
+        env = "PHONEPROV_SESSION_IDLE",
+        default_value = "30m",
+        value_name = "DURATION"
+    )]
+    pub session_idle: String,
+
+    /// A web console session ends this long after its login, however busy (e.g. 12h).
+    #[arg(
+        long,
+        env = "PHONEPROV_SESSION_LIFETIME",
+        default_value = "12h",
+        value_name = "DURATION"
+    )]
+    pub session_lifetime: String,
 
     /// On an empty database, create a demo site with a Yealink T54W and a Polycom VVX 450 and
     /// print curl commands that fetch their files.

@@ -140,3 +140,31 @@ pub enum TokenCmd {
         name: String,
     },
 }
+
+/// Web console users.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user. The password is read from standard input (`--password -`): a prompt
+    /// without echo on a terminal, else one line of a pipe.
+    Add {
+        /// Login name (letters, digits, `.`, `_`, `-`, `@`).
+        name: String,
+        /// admin: everything, users and passwords included; tech: sites, phones, import,
+        /// firmware, YMCS, never a password; viewer: read only.
+        #[arg(long, value_name = "admin|tech|viewer")]
+        role: String,
+        /// `-`: read it from standard input (never on the command line, where `ps` shows it).
+        #[arg(long, value_name = "-")]
+        password: String,
+    },
+    /// List users and their roles.
+    List,
+    /// Remove a user; their sessions end at once.
+    Rm { name: String },
+    /// Set a user's password (read from standard input); their sessions end.
+    Passwd {
+        name: String,
+        #[arg(long, value_name = "-")]
+        password: String,
+    },
+}

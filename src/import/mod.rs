@@ -106,6 +106,9 @@ pub struct Report {
     /// Every phone of the file as it is (or, in a dry run, would be) after the import.
     #[serde(skip)]
     pub planned: Vec<crate::model::Phone>,
+    /// What happens to each of `planned`: `created`, `updated`, `moved` or `unchanged`.
+    #[serde(skip)]
+    pub changes: Vec<&'static str>,
 }
 
 /// Runs one pass over the file, calling `each` with every planned row; returns the file's hash.
@@ -297,6 +300,7 @@ pub async fn import(
         sites: BTreeSet<i64>,
         macs: Vec<crate::mac::Mac>,
         planned: Vec<crate::model::Phone>,
+        changes: Vec<&'static str>,
     }
     let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let c2 = counts.clone();
@@ -316,6 +320,12 @@ pub async fn import(
         }
         c.macs.push(plan.phone.mac);
         c.planned.push(plan.phone.clone());
+        c.changes.push(match (plan.change, plan.old_site) {
+            (Change::Created, _) => "created",
+            (Change::Updated, Some(o)) if o != plan.phone.site_id => "moved",
+            (Change::Updated, _) => "updated",
+            (Change::Unchanged, _) => "unchanged",
+        });
         if plan.change != Change::Unchanged {
             c.sites.insert(plan.phone.site_id);
             c.sites.extend(plan.old_site);
@@ -336,6 +346,7 @@ pub async fn import(
         dry_run: opts.dry_run,
         macs: c.macs,
         planned: c.planned,
+        changes: c.changes,
         sites: c
             .sites
             .iter()

@@ -15,6 +15,7 @@ use crate::publish::{PublishError, trial_render};
 use crate::render::{RenderError, SharedRenderer, context::parse_time_zone};
 use crate::store::{self, Conn, Scope, SiteFields, Store, StoreError, Tx};
 
+pub mod mask;
 mod phones;
 mod settings;
 mod sites;

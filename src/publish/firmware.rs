@@ -50,6 +50,31 @@ pub(super) fn target_image<'a>(b: &'a Bundle, phone: &Phone, policy: &Policy) ->
     Some(image)
 }
 
+/// How far each assigned image has rolled out: by sha256, (phones it is assigned to, of them
+/// those that last reported running its version). Chosen by the same [`assigned_image`] the
+/// renderer uses.
+pub async fn rollout(
+    conn: &mut Conn,
+) -> Result<std::collections::HashMap<String, (u64, u64)>, StoreError> {
+    let assigned = assigned_images(conn).await?;
+    let seen = store::seen_firmware(conn).await?;
+    let mut out: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    if assigned.is_empty() {
+        return Ok(out);
+    }
+    store::each_phone(conn, |p| {
+        if let Some(i) = assigned_image(&assigned, &p) {
+            let e = out.entry(i.sha256.clone()).or_default();
+            e.0 += 1;
+            if seen.get(&p.mac).is_some_and(|v| *v == i.version) {
+                e.1 += 1;
+            }
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
 /// Notes that `phone` is sent to its target image (if the policy allows it) in the site's
 /// image index, replacing what it was sent to before.
 pub(super) fn note_image(out: &mut SiteFiles, b: &Bundle, phone: &Phone, policy: &Policy) {

@@ -16,7 +16,7 @@ mod build;
 mod bundle;
 mod firmware;
 mod publisher;
-pub use firmware::{denied_assignments, stored_verdict};
+pub use firmware::{denied_assignments, rollout, stored_verdict};
 pub use publisher::{Control, Publisher};
 
 use build::{Sink, admit, merge, page, shared_into, shell};

@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
         .merge(super::admin_api::routes(state.clone()))
+        .merge(super::console::routes(state.clone()))
         .fallback(phone_request)
         .layer(middleware::from_fn(limit_headers))
         .with_state(state)

@@ -125,6 +125,23 @@ pub async fn metrics_upkeep(h: metrics_exporter_prometheus::PrometheusHandle, st
     }
 }
 
+/// Removes expired console sessions every ten minutes (a session is checked on use anyway:
+/// this only keeps the table small).
+pub async fn sweep_sessions(sessions: crate::users::sessions::Sessions, stop: Stop) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => match sessions.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired console sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove expired console sessions"),
+            },
+        }
+    }
+}
+
 /// Writes pending last-seen and audit records every second, and once more when stopping. A
 /// failure (a full disk, a locked database) keeps the records for the next try and is logged
 /// once when it starts, with the error, and once when writing works again.

@@ -5,6 +5,7 @@
 mod admin_api;
 mod api_errors;
 mod bind;
+mod console;
 mod firmware_api;
 pub mod http;
 mod import_api;
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     pub metrics_open: bool,
     /// Memory for phones' rendered files.
     pub file_cache_bytes: usize,
+    /// How long web console sessions live.
+    pub sessions: crate::users::sessions::SessionPolicy,
     /// How to read the settings again on SIGHUP; `None`: SIGHUP only polls for changes.
     pub reread: Option<Reread>,
 }
@@ -181,6 +184,11 @@ pub async fn run(
     let admin_tokens = Arc::new(crate::tokens::TokenFile::new(
         cfg.data_dir.join(crate::tokens::FILE),
     ));
+    let users = crate::users::Users {
+        store: store.clone(),
+    };
+    let sessions = crate::users::sessions::Sessions::new(store.clone(), cfg.sessions);
+    let login_throttle = Arc::new(crate::users::throttle::LoginThrottle::default());
     let state_for = |scheme| {
         state::AppState::new(state::AppInner {
             resolver: resolver.clone(),
@@ -193,6 +201,10 @@ pub async fn run(
             metrics_open: cfg.metrics_open,
             latency: metrics::histogram!("phoneprov_request_duration_seconds",
                 "transport" => scheme.as_str()),
+            users: users.clone(),
+            sessions: sessions.clone(),
+            login_throttle: login_throttle.clone(),
+            public_https_url: cfg.public_https_url.clone(),
         })
     };
 
@@ -219,6 +231,10 @@ pub async fn run(
     jobs.spawn(|stop| jobs::flush(seen, audit, store.clone(), stop));
     if let Some(h) = metrics.clone() {
         jobs.spawn(|stop| jobs::metrics_upkeep(h, stop));
+    }
+    {
+        let sessions = sessions.clone();
+        jobs.spawn(|stop| jobs::sweep_sessions(sessions, stop));
     }
     if let Some(every) = cfg.sync_every {
         let (m, dir) = (manager.clone(), cfg.data_dir.clone());

@@ -1,5 +1,6 @@
-//! What every HTTP handler can reach — the resolver, the manager, the admin tokens and which
-//! listener it serves — behind one pointer cloned per request.
+//! What every HTTP handler can reach — the resolver, the manager, the admin tokens, the
+//! console's users and sessions, and which listener it serves — behind one pointer cloned per
+//! request.
 
 use std::sync::Arc;
 
@@ -41,6 +42,13 @@ pub struct AppInner {
     pub metrics_open: bool,
     /// Time to answer a phone on this listener.
     pub latency: metrics::Histogram,
+    /// The web console's users and their sessions.
+    pub users: crate::users::Users,
+    pub sessions: crate::users::sessions::Sessions,
+    /// Failed console logins, per name and address (shared by both listeners).
+    pub login_throttle: Arc<crate::users::throttle::LoginThrottle>,
+    /// Where the console sends a browser that came over plain HTTP from another host.
+    pub public_https_url: Option<String>,
 }
 
 impl AppInner {

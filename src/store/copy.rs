@@ -25,6 +25,9 @@ pub const TABLES: &[&str] = &[
     "pbx",
     "pbx_syncs",
     "server_secrets",
+    "users",
+    "sessions",
+    "operator_log",
 ];
 
 /// Columns a database numbers itself (PostgreSQL identities; SQLite row ids).
@@ -35,6 +38,8 @@ const IDENTITIES: &[(&str, &str)] = &[
     ("firmware_assign", "id"),
     ("fetch_audit", "id"),
     ("pbx", "id"),
+    ("users", "id"),
+    ("operator_log", "id"),
 ];
 
 /// Rows written per statement.

@@ -20,6 +20,7 @@ mod seen;
 mod settings;
 mod sites;
 pub mod snapshot;
+mod users;
 
 pub use audit::*;
 pub use location::{Backend, Location, redact};
@@ -29,6 +30,7 @@ pub use secrets::*;
 pub use seen::*;
 pub use settings::*;
 pub use sites::*;
+pub use users::*;
 
 use std::path::Path;
 

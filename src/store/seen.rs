@@ -47,3 +47,19 @@ pub async fn seen(conn: &mut Conn, mac: Mac) -> Result<Option<Seen>> {
         firmware: r.try_get("firmware")?,
     }))
 }
+
+/// The firmware each phone last reported, for those that did.
+pub async fn seen_firmware(conn: &mut Conn) -> Result<std::collections::HashMap<Mac, String>> {
+    use sqlx::Row;
+    let mut out = std::collections::HashMap::new();
+    for r in sqlx::query("SELECT mac, firmware FROM phone_seen WHERE firmware IS NOT NULL")
+        .fetch_all(conn)
+        .await?
+    {
+        let mac: String = r.try_get("mac")?;
+        if let Some(m) = Mac::from_bare(&mac) {
+            out.insert(m, r.try_get("firmware")?);
+        }
+    }
+    Ok(out)
+}
