@@ -1,6 +1,7 @@
 //! Test harness: the real `phoneprov` binary, a temporary data dir, a server on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod images;
 pub mod lossy;
 pub mod pbx;
@@ -313,6 +314,39 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).expect("JSON output")
     }
 
+    /// Runs the CLI with `input` on standard input; returns its output.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run phoneprov");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("phoneprov output")
+    }
+
+    /// A console user (`phoneprov user add NAME --role ROLE --password -`).
+    pub fn user_add(&self, name: &str, role: &str, password: &str) {
+        let o = self.run_with_input(
+            &["user", "add", name, "--role", role, "--password", "-"],
+            &format!("{password}\n"),
+        );
+        assert!(
+            o.status.success(),
+            "user add {name} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// A new admin API bearer token (`phoneprov token new`).
     pub fn admin_token(&self) -> String {
         let n = self
@@ -417,8 +451,14 @@ impl Env {
 
     pub fn start_with(&self, extra: &[&str]) -> Server {
         let mut c = self.cmd();
-        c.args(["serve", "--http", "127.0.0.1:0", "--tftp", "127.0.0.1:0"])
-            .args(extra);
+        c.arg("serve");
+        // The defaults, unless the test names its own.
+        for (flag, default) in [("--http", "127.0.0.1:0"), ("--tftp", "127.0.0.1:0")] {
+            if !extra.contains(&flag) {
+                c.args([flag, default]);
+            }
+        }
+        c.args(extra);
         c.env("PHONEPROV_LOG", "info,phoneprov=debug");
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn server");
