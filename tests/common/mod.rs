@@ -1,6 +1,7 @@
 //! Test harness: the real `phoneprov` binary, a temporary data dir, a server on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod console;
 pub mod images;
 pub mod lossy;
