@@ -32,25 +32,26 @@
 //! | [`backup`] | online backup of an install to one archive, and its checked restore |
 //! | [`doctor`] | read-only checks before a rollout: URLs, TFTP, policy, cloud and PBX credentials |
 //! | [`tokens`] | admin API tokens, kept as hashes |
+//! | [`users`] | web console users (argon2id), their sessions and CSRF tokens, failed-login slowing |
 //! | [`outbound`] | rules for calling services we do not run: https, private secret files |
 //! | [`pbx`] | PBX sync (NetSapiens v2/v1, SARK) through the import engine |
 //! | [`ymcs`] | Yealink's cloud: register, RPS, reboot — planned, gated, paced |
 //! | [`telemetry`] | every metric's name and labels; the Prometheus recorder |
-//! | [`serve`] | transports and the server's lifetime: `bind`, `jobs`, `http` (phones), `admin_api` with `firmware_api` and `ymcs_api`, `state` (what handlers share), `tftp`, `tls` |
+//! | [`serve`] | transports and the server's lifetime: `bind`, `jobs`, `http` (phones), `admin_api` with `firmware_api` and `ymcs_api`, `console` (the web console at `/ui/`: one file per group of pages, forms CSRF-checked in `console::forms`), `state` (what handlers share), `tftp`, `tls` |
 //!
 //! The binary (`src/main.rs`, bootstrapping only) has the command-line edge in `src/cli/`: one
 //! file per command group (`site`, `phone`, `line`, `setting`, `firmware`, `policy`, `import`
-//! with export, `render`, `pbx`, `ymcs`, `audit`, `token`, `serve` with recover), each turning
+//! with export, `render`, `pbx`, `ymcs`, `audit`, `token`, `user`, `serve` with recover), each turning
 //! its arguments into one library verb and printing the outcome.
 //!
 //! # Dependency rule
 //!
 //! One direction only: `serve` → `resolve`, `manage`, `publish` → `store`, `render`,
-//! `lastseen` → `mac`, `catalog`, `model`, `config`. `firmware` (facts and the one judgement of
+//! `lastseen`, `users` → `mac`, `catalog`, `model`, `config`. `firmware` (facts and the one judgement of
 //! an image, no database) sits beside `render`: `publish`, `manage`, `rollout` and `resolve`
 //! call it; `store` uses only its leaf `firmware::content` (hashing bytes). Nothing imports a
 //! transport; `resolve` names no HTTP or socket type. sqlx lives only in `store`, tera only in
-//! `render`, axum only in `serve`, clap only in `config`, reqwest only in `ymcs`, `pbx` and
+//! `render`, axum and askama (the console's pages) only in `serve`, clap only in `config`, reqwest only in `ymcs`, `pbx` and
 //! `outbound`. Within a module, sibling files import one way too (what two siblings share sits
 //! in a third, e.g. `serve::state`). `tests/layout.rs` checks all of this on the source: no
 //! import cycle between modules or between sibling files, no file over 600 lines, no decision

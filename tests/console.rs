@@ -529,3 +529,176 @@ async fn a_forged_or_stale_cookie_opens_nothing() {
     c.cookie = Some(stored);
     assert_eq!(c.get("/ui/sites").await.status, 303);
 }
+
+#[tokio::test]
+async fn firmware_verdicts_rollout_and_a_denied_phone_are_shown_in_words() {
+    use common::images::{blob, put};
+    let env = Env::new();
+    let key = env.seed();
+    env.user_add("tom", "tech", TECH_PW);
+    let up = tempfile::tempdir().unwrap();
+    let good = "T54W(T57W,T53W,T53,T53C,T54,T57)-96.86.0.70(20211130).rom";
+    let image = env.json(&[
+        "firmware",
+        "add",
+        put(up.path(), good, &blob(300_000, 7)).to_str().unwrap(),
+    ]);
+    let sha = image["sha256"].as_str().unwrap().to_string();
+    let srv = env.start();
+    let tom = Console::logged_in(&base(&srv), "tom", TECH_PW).await;
+
+    let page = tom.get("/ui/firmware").await.body;
+    assert!(
+        page.contains("96.86.0.70") && page.contains("Allowed") && page.contains("not assigned"),
+        "{page}"
+    );
+    let tok = tom.csrf().await;
+    // An image that does not fit is refused with the reason on the page.
+    let p = tom
+        .post(
+            "/ui/firmware/assign",
+            &[("csrf", &tok), ("image", &sha), ("phone", VVX_MAC)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let refused = tom.get(&p.location).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("does not fit a VVX_450"),
+        "{}",
+        refused.body
+    );
+    let p = tom
+        .post(
+            "/ui/firmware/assign",
+            &[
+                ("csrf", &tok),
+                ("image", &sha),
+                ("site", "valleywide"),
+                ("model", "T54W"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    assert!(
+        tom.get(&p.location)
+            .await
+            .body
+            .contains("Assigned 96.86.0.70")
+    );
+    assert!(
+        tom.get("/ui/firmware")
+            .await
+            .body
+            .contains("0 of 1 assigned phones run it")
+    );
+
+    // The phone reports the bricking build: flagged in words, not only by colour.
+    let ua = |v: &str| format!("Yealink SIP-T54W {v} 80:5e:c0:aa:bb:cc");
+    let (st, _) = common::get(
+        &srv.url(&format!("/p/{key}/{T54W_MAC}.boot")),
+        &ua("96.86.0.20"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let flagged = common::eventually(Duration::from_secs(5), || async {
+        let b = tom.get(&format!("/ui/phones/{T54W_MAC}")).await.body;
+        b.contains("DENIED!").then_some(b)
+    })
+    .await
+    .expect("the phone page flags the denied build")
+    .0;
+    assert!(flagged.contains("role=\"alert\"") && flagged.contains("96.86.0.20"));
+    assert!(tom.get("/ui/phones").await.body.contains("DENIED!"));
+
+    // It upgrades to the assigned image: the rollout counts it.
+    let (st, _) = common::get(
+        &srv.url(&format!("/p/{key}/{T54W_MAC}.boot")),
+        &ua("96.86.0.70"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    common::eventually(Duration::from_secs(5), || async {
+        tom.get("/ui/firmware")
+            .await
+            .body
+            .contains("1 of 1 assigned phones run it")
+            .then_some(())
+    })
+    .await
+    .expect("the rollout counts the phone");
+    let changes = tom.get("/ui/changes").await.body;
+    assert!(
+        changes.contains("firmware.assign") && changes.contains("tom (tech)"),
+        "{changes}"
+    );
+}
+
+#[test]
+fn the_user_command_says_what_is_wrong() {
+    let env = Env::new();
+    let add = |name: &str, role: &str, pw: &str, input: &str| {
+        env.run_with_input(
+            &["user", "add", name, "--role", role, "--password", pw],
+            input,
+        )
+    };
+    let refused = |o: std::process::Output, why: &str| {
+        assert_eq!(o.status.code(), Some(2), "{why}");
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(e.contains(why), "{e}");
+    };
+    refused(add("alice", "admin", "hunter2hunter2", ""), "only '-'");
+    refused(
+        add("alice", "admin", "-", "short\n"),
+        "at least 12 characters",
+    );
+    refused(
+        add("alice", "boss", "-", "long enough pass\n"),
+        "no role 'boss'",
+    );
+    refused(
+        add("a b", "admin", "-", "long enough pass\n"),
+        "user name 'a b'",
+    );
+    assert!(
+        add("alice", "admin", "-", "long enough pass\n")
+            .status
+            .success()
+    );
+    refused(
+        add("alice", "tech", "-", "long enough pass\n"),
+        "already exists",
+    );
+    let list = env.json(&["user", "list"]);
+    assert_eq!(list[0]["name"], "alice");
+    assert_eq!(list[0]["role"], "admin");
+    assert!(
+        !list.to_string().contains("argon2"),
+        "the hash is shown: {list}"
+    );
+    assert!(
+        env.refused(&["user", "rm", "nobody"])
+            .contains("no user 'nobody'")
+    );
+    assert!(env.refused(&["user", "rm", "alice"]).contains("last admin"));
+    for (times, why) in [
+        (
+            &["--session-idle", "0"][..],
+            "--session-idle: must be more than 0",
+        ),
+        (
+            &["--session-idle", "2h", "--session-lifetime", "1h"][..],
+            "longer than --session-lifetime",
+        ),
+    ] {
+        let mut args = vec!["serve", "--http", "127.0.0.1:0", "--tftp", "off"];
+        args.extend_from_slice(times);
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{times:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(why),
+            "{times:?}"
+        );
+    }
+}

@@ -68,6 +68,28 @@ pub async fn recover(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long console sessions live: each a duration above zero, the idle time no longer than
+/// the lifetime.
+fn session_policy(args: &ServeArgs) -> anyhow::Result<phoneprov::users::sessions::SessionPolicy> {
+    let read = |flag: &str, v: &str| -> anyhow::Result<std::time::Duration> {
+        match phoneprov::config::parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(manage::Error::Invalid(format!("{flag}: must be more than 0")).into()),
+            Err(e) => Err(manage::Error::Invalid(format!("{flag}: {e}")).into()),
+        }
+    };
+    let idle = read("--session-idle", &args.session_idle)?;
+    let lifetime = read("--session-lifetime", &args.session_lifetime)?;
+    if idle > lifetime {
+        return Err(manage::Error::Invalid(format!(
+            "--session-idle ({}) is longer than --session-lifetime ({}): sessions would end at their lifetime anyway",
+            args.session_idle, args.session_lifetime
+        ))
+        .into());
+    }
+    Ok(phoneprov::users::sessions::SessionPolicy { idle, lifetime })
+}
+
 pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     phoneprov::tokens::migrate_legacy(&settings.tokens_path())?;
     if phoneprov::tokens::read(&settings.tokens_path())?.is_empty() {
@@ -91,12 +113,7 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
         settings_file: Some(settings.file.clone()),
         metrics_open: args.metrics_open,
         file_cache_bytes: args.file_cache_mb.saturating_mul(1 << 20),
-        sessions: phoneprov::users::sessions::SessionPolicy {
-            idle: phoneprov::config::parse_duration(&args.session_idle)
-                .map_err(|e| manage::Error::Invalid(format!("--session-idle: {e}")))?,
-            lifetime: phoneprov::config::parse_duration(&args.session_lifetime)
-                .map_err(|e| manage::Error::Invalid(format!("--session-lifetime: {e}")))?,
-        },
+        sessions: session_policy(&args)?,
         reread: Some(reread),
         http: settings.http.clone(),
         public_url: settings
