@@ -404,7 +404,7 @@ async fn sessions_end_when_idle_and_at_their_lifetime() {
     );
     drop(srv);
 
-    let srv = env.start_with(&["--session-idle", "1h", "--session-lifetime", "2s"]);
+    let srv = env.start_with(&["--session-idle", "2s", "--session-lifetime", "2s"]);
     let c = Console::logged_in(&base(&srv), "tom", TECH_PW).await;
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_millis(1500) {
@@ -701,4 +701,164 @@ fn the_user_command_says_what_is_wrong() {
             "{times:?}"
         );
     }
+}
+
+/// YMCS through the console against the strict fake: status, a plan that sends nothing, the
+/// confirmed operation, and an import whose YMCS step is planned with it and sent on apply.
+#[tokio::test]
+async fn ymcs_is_planned_first_and_sent_only_on_confirm() {
+    use common::ymcs::{Fake, KEY_ID, SECRET, State};
+    let env = Env::new();
+    env.seed();
+    env.user_add("tom", "tech", TECH_PW);
+    let fake = Fake::start(State {
+        sites: vec![("s-1".into(), "valleywide".into())],
+        ..Default::default()
+    });
+    env.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
+    env.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
+    env.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+    let srv = env.start();
+    let tom = Console::logged_in(&base(&srv), "tom", TECH_PW).await;
+    let adds = || fake.with(|s| s.calls.iter().filter(|c| c.contains("addDevices")).count());
+
+    let page = tom.get("/ui/ymcs?site=valleywide").await.body;
+    assert!(
+        page.contains("valleywide") && page.contains("ours-only"),
+        "{page}"
+    );
+    let tok = tom.csrf().await;
+    let plan = tom
+        .post(
+            "/ui/ymcs/plan",
+            &[("csrf", &tok), ("op", "register"), ("site", "valleywide")],
+        )
+        .await;
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    assert!(plan.body.contains("dry run: nothing was sent") && plan.body.contains("ymcs-confirm"));
+    assert!(plan.body.contains("805ec0aabbcc") || plan.body.contains(T54W_MAC));
+    assert_eq!(adds(), 0, "a plan sent something");
+    let done = tom
+        .post(
+            "/ui/ymcs/plan",
+            &[
+                ("csrf", &tok),
+                ("op", "register"),
+                ("site", "valleywide"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("register for valleywide: done"),
+        "{}",
+        done.body
+    );
+    assert_eq!(adds(), 1);
+    assert_eq!(
+        fake.with(|s| s.devices.get(T54W_MAC).cloned()),
+        Some("s-1".into())
+    );
+
+    // An import with "register" ticked: the preview plans it, the apply sends it.
+    let csv = "mac,model,site\n805ec0000077,T54W,valleywide\n";
+    let preview = tom
+        .post_multipart(
+            "/ui/import/preview",
+            &[("csrf", &tok), ("csv", csv), ("register", "on")],
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(
+        preview
+            .body
+            .contains("YMCS register (dry run: nothing sent yet)"),
+        "{}",
+        preview.body
+    );
+    assert_eq!(adds(), 1, "the preview sent something");
+    assert!(
+        env.run(&["phone", "show", "805ec0000077"]).status.code() != Some(0),
+        "the preview imported"
+    );
+    let applied = tom
+        .post(
+            "/ui/import/apply",
+            &[
+                ("csrf", &tok),
+                ("csv", csv),
+                ("site", ""),
+                ("register", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert!(applied.body.contains("1 created"), "{}", applied.body);
+    assert_eq!(
+        fake.with(|s| s.devices.get("805ec0000077").cloned()),
+        Some("s-1".into())
+    );
+    let changes = tom.get("/ui/changes").await.body;
+    assert!(
+        changes.contains("ymcs.register") && changes.contains("import.apply"),
+        "{changes}"
+    );
+}
+
+#[tokio::test]
+async fn the_fetch_audit_filters_by_mac_and_result() {
+    let env = Env::new();
+    let key = env.seed();
+    env.user_add("vera", "viewer", VIEWER_PW);
+    let srv = env.start();
+    let ua = "Yealink SIP-T54W 96.86.0.70 80:5e:c0:aa:bb:cc";
+    assert_eq!(
+        common::get(&srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")), ua)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        common::get(
+            &srv.url(&format!("/p/{key}/{VVX_MAC}.cfg")),
+            "PolycomVVX-VVX_450-UA/6.4.3.5156"
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        common::get(&srv.url(&format!("/p/{key}/805ec0000099.cfg")), ua)
+            .await
+            .0,
+        404
+    );
+    let vera = Console::logged_in(&base(&srv), "vera", VIEWER_PW).await;
+    common::eventually(Duration::from_secs(5), || async {
+        vera.get("/ui/audit")
+            .await
+            .body
+            .contains(VVX_MAC)
+            .then_some(())
+    })
+    .await
+    .expect("the audit shows the fetches");
+    let t54 = vera
+        .get(&format!("/ui/audit?mac=80:5E:C0:AA:BB:CC"))
+        .await
+        .body;
+    assert!(
+        t54.contains(&format!("{T54W_MAC}.cfg")) && !t54.contains(&format!("{VVX_MAC}.cfg")),
+        "{t54}"
+    );
+    let all = vera.get("/ui/audit").await.body;
+    assert!(all.contains("<td>not-found</td>"), "{all}");
+    let served = vera.get("/ui/audit?result=served").await.body;
+    assert!(
+        served.contains(VVX_MAC) && !served.contains("<td>not-found</td>"),
+        "{served}"
+    );
+    let bad = vera.get("/ui/audit?mac=nonsense").await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
 }

@@ -159,11 +159,16 @@ pub enum UserCmd {
     },
     /// List users and their roles.
     List,
-    /// Remove a user; their sessions end at once.
-    Rm { name: String },
+    /// Remove a user; their sessions end at once. The last admin stays.
+    Rm {
+        /// Login name.
+        name: String,
+    },
     /// Set a user's password (read from standard input); their sessions end.
     Passwd {
+        /// Login name.
         name: String,
+        /// `-`: read it from standard input.
         #[arg(long, value_name = "-")]
         password: String,
     },
