@@ -844,10 +844,7 @@ async fn the_fetch_audit_filters_by_mac_and_result() {
     })
     .await
     .expect("the audit shows the fetches");
-    let t54 = vera
-        .get(&format!("/ui/audit?mac=80:5E:C0:AA:BB:CC"))
-        .await
-        .body;
+    let t54 = vera.get("/ui/audit?mac=80:5E:C0:AA:BB:CC").await.body;
     assert!(
         t54.contains(&format!("{T54W_MAC}.cfg")) && !t54.contains(&format!("{VVX_MAC}.cfg")),
         "{t54}"
