@@ -97,13 +97,19 @@ impl Browser {
 
     /// The text of the element `css` matches.
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on this page: {e}"))
-            .text()
-            .await
-            .expect("text")
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.expect("text"),
+            Err(e) => {
+                let body = match self.client.find(Locator::Css("body")).await {
+                    Ok(b) => b.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!(
+                    "no {css} on {} ({e}); the page says:\n{body}",
+                    self.path().await
+                )
+            }
+        }
     }
 
     pub async fn has(&self, css: &str) -> bool {
@@ -121,14 +127,38 @@ impl Browser {
         e.send_keys(text).await.expect("type");
     }
 
+    /// Clicks; when the click leads to another page (a link, a form), waits until that page
+    /// has loaded, so what is read next is never the page before.
     pub async fn click(&self, css: &str) {
+        self.js("window.__phoneprov_before = true; return null")
+            .await;
         self.client
             .find(Locator::Css(css))
             .await
-            .expect(css)
+            .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"))
             .click()
             .await
             .expect("click");
+        let started = Instant::now();
+        loop {
+            let state = self
+                .client
+                .execute(
+                    "return [window.__phoneprov_before === true, document.readyState]",
+                    vec![],
+                )
+                .await;
+            if let Ok(v) = state
+                && v == serde_json::json!([false, "complete"])
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "clicking {css} led to no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
     }
 
     /// The whole page's visible text.
