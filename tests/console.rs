@@ -859,3 +859,48 @@ async fn the_fetch_audit_filters_by_mac_and_result() {
     let bad = vera.get("/ui/audit?mac=nonsense").await;
     assert_eq!(bad.status, 422, "{}", bad.body);
 }
+
+#[tokio::test]
+async fn search_finds_phones_by_part_of_a_mac_a_label_or_a_site_and_api_changes_are_logged() {
+    let env = Env::new();
+    env.seed();
+    env.user_add("vera", "viewer", VIEWER_PW);
+    let token = env.admin_token();
+    let srv = env.start();
+    let vera = Console::logged_in(&base(&srv), "vera", VIEWER_PW).await;
+    let rows = |b: &str| b.matches("class=\"mac\" href=").count();
+    let p = vera.get("/ui/phones?q=C0-AA-BB").await.body;
+    assert!(p.contains("80:5e:c0:aa:bb:cc") && rows(&p) == 1, "{p}");
+    let p = vera.get("/ui/phones?q=conference").await.body;
+    assert!(p.contains("00:04:f2:a1:b2:c3") && rows(&p) == 1, "{p}");
+    assert_eq!(rows(&vera.get("/ui/phones?q=valley").await.body), 2);
+    assert!(
+        vera.get("/ui/phones?q=zzzz")
+            .await
+            .body
+            .contains("No phones match")
+    );
+    // A whole MAC leads to the phone; a site that does not exist is said to be missing.
+    let p = vera.get("/ui/phones?q=0004.F2A1.B2C3").await;
+    assert_eq!(p.location, format!("/ui/phones/{VVX_MAC}"));
+    assert_eq!(vera.get("/ui/phones?site=nowhere").await.status, 404);
+
+    // A change through the admin API is on record with the token's name.
+    let r = common::client()
+        .patch(srv.url(&format!("/api/v1/phones/{VVX_MAC}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"label": "Boardroom"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let changes = vera.get("/ui/changes").await.body;
+    assert!(
+        changes.contains("test0 (api)") && changes.contains("api.patch"),
+        "{changes}"
+    );
+    assert!(
+        changes.contains(&format!("/api/v1/phones/{VVX_MAC} (200)")),
+        "{changes}"
+    );
+}

@@ -163,6 +163,54 @@ impl Manager {
         Ok(out)
     }
 
+    /// Phones matching what a tech typed: a MAC in any spelling (whole, or a part of 4 or more
+    /// hex digits), or a label or site name containing it; the first `limit` of them as views,
+    /// and how many matched in all. One query for the phones, then a view only for those shown.
+    pub async fn phone_search(
+        &self,
+        q: &str,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<PhoneView>, usize)> {
+        let mut conn = self.store.conn().await?;
+        let site_id = match site {
+            Some(name) => Some(self.site_named(&mut conn, name).await?.id),
+            None => None,
+        };
+        let names: std::collections::HashMap<i64, String> = store::list_sites(&mut conn)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.name.to_lowercase()))
+            .collect();
+        let q = q.trim();
+        let hex: String = q
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let mac_like = hex.len() >= 4
+            && q.chars()
+                .all(|c| c.is_ascii_hexdigit() || ":-. ".contains(c));
+        let ql = q.to_lowercase();
+        let hit = |p: &Phone| {
+            q.is_empty()
+                || (mac_like && p.mac.to_string().contains(&hex))
+                || p.label.to_lowercase().contains(&ql)
+                || names.get(&p.site_id).is_some_and(|n| n.contains(&ql))
+        };
+        let hits: Vec<Phone> = store::list_phones(&mut conn, site_id)
+            .await?
+            .into_iter()
+            .filter(|p| hit(p))
+            .collect();
+        let total = hits.len();
+        let mut out = Vec::new();
+        for p in hits.into_iter().take(limit) {
+            out.push(self.view_phone(&mut conn, p).await?);
+        }
+        Ok((out, total))
+    }
+
     pub async fn phone_show(&self, mac: &str) -> Result<PhoneView> {
         let mac = parse_mac(mac)?;
         let mut conn = self.store.conn().await?;

@@ -3,7 +3,9 @@
 //! modules of their own (`site_api`, `phone_api`, `setting_api`, `import_api`, `firmware_api`,
 //! `ymcs_api`); every handler is a thin call into `Manager`.
 
-use axum::extract::{Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -68,17 +70,43 @@ pub fn routes(state: AppState) -> Router<AppState> {
 /// Where the admin API is mounted.
 pub const API_ROOT: &str = "/api/v1";
 
-/// Bearer-token check for the admin API, in constant time.
-async fn require_admin(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if !st.is_admin(req.headers()) {
+/// Bearer-token check for the admin API, in constant time; a change that succeeds is recorded
+/// in the log of changes with the token's name (method and path, never the body).
+async fn require_admin(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = st.token_of(req.headers()) else {
         let mut r = openapi::error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
         );
         return r;
+    };
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("")
+        .to_string();
+    let r = next.run(req).await;
+    let reads = matches!(method, axum::http::Method::GET | axum::http::Method::HEAD);
+    if !reads && r.status().is_success() {
+        let action = format!("api.{}", method.as_str().to_ascii_lowercase());
+        let detail = format!("{API_ROOT}{path} ({})", r.status().as_u16());
+        if let Err(e) = st
+            .users
+            .record_as(&token, "api", &peer.ip().to_string(), &action, &detail)
+            .await
+        {
+            tracing::error!(error = %e, token = %token, "cannot record an admin API change");
+        }
     }
-    next.run(req).await
+    r
 }
 
 /// Filters of `GET /api/v1/audit`.

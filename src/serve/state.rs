@@ -54,11 +54,16 @@ pub struct AppInner {
 impl AppInner {
     /// Whether the request carries a valid admin bearer token (checked in constant time).
     pub fn is_admin(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.token_of(headers).is_some()
+    }
+
+    /// The name of the valid admin bearer token the request carries, if any.
+    pub fn token_of(&self, headers: &axum::http::HeaderMap) -> Option<String> {
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        self.admin_tokens.verify(given).is_some()
+        self.admin_tokens.verify(given)
     }
 }

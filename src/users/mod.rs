@@ -169,10 +169,24 @@ impl Users {
 
     /// Records a change made through the console by `user` from `peer`.
     pub async fn record(&self, user: &User, peer: &str, action: &str, detail: &str) -> Result<()> {
+        self.record_as(&user.name, user.role.as_str(), peer, action, detail)
+            .await
+    }
+
+    /// Records a change made by `who` in the capacity `role` (`admin`, or `api` for an admin
+    /// API token) from `peer`.
+    pub async fn record_as(
+        &self,
+        who: &str,
+        role: &str,
+        peer: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
         let a = Action {
             at: store::now_ms(),
-            user: user.name.clone(),
-            role: user.role.as_str().to_string(),
+            user: who.to_string(),
+            role: role.to_string(),
             peer: peer.to_string(),
             action: action.to_string(),
             detail: detail.to_string(),

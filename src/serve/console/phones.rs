@@ -57,28 +57,6 @@ fn row(p: &PhoneView) -> PhoneRow {
     }
 }
 
-/// Whether a phone matches what was typed: a MAC in any spelling (whole or part), or a
-/// label or site containing it.
-fn matches(p: &PhoneView, q: &str) -> bool {
-    let q = q.trim();
-    if q.is_empty() {
-        return true;
-    }
-    let hex: String = q
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let only_mac_chars = q
-        .chars()
-        .all(|c| c.is_ascii_hexdigit() || ":-. ".contains(c));
-    if only_mac_chars && hex.len() >= 4 && p.mac.to_string().contains(&hex) {
-        return true;
-    }
-    let ql = q.to_lowercase();
-    p.label.to_lowercase().contains(&ql) || p.site.to_lowercase().contains(&ql)
-}
-
 #[derive(Template)]
 #[template(path = "phones.html")]
 struct PhonesPage {
@@ -95,21 +73,21 @@ pub async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Response {
     let site = (!q.site.trim().is_empty()).then(|| q.site.trim());
-    let all = match st.manager.phone_list(site).await {
-        Ok(a) => a,
-        Err(manage::Error::NotFound(m)) => return error_page(&who, StatusCode::NOT_FOUND, &m),
-        Err(e) => return error_page(&who, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    // A whole MAC goes straight to its phone.
+    // A whole MAC of an enrolled phone goes straight to its page.
     if let Ok(mac) = q.q.trim().parse::<crate::mac::Mac>()
-        && all.iter().any(|p| p.mac == mac)
+        && let Ok(p) = st.manager.phone_show(&mac.to_string()).await
+        && site.is_none_or(|s| s == p.site)
     {
         return Redirect::to(&format!("/ui/phones/{mac}")).into_response();
     }
-    let hits: Vec<&PhoneView> = all.iter().filter(|p| matches(p, &q.q)).collect();
+    let (shown, total) = match st.manager.phone_search(&q.q, site, SHOWN).await {
+        Ok(r) => r,
+        Err(manage::Error::NotFound(m)) => return error_page(&who, StatusCode::NOT_FOUND, &m),
+        Err(e) => return error_page(&who, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     page(&PhonesPage {
-        more: hits.len().saturating_sub(SHOWN),
-        phones: hits.into_iter().take(SHOWN).map(row).collect(),
+        more: total.saturating_sub(shown.len()),
+        phones: shown.iter().map(row).collect(),
         q: q.q.clone(),
         site: q.site.clone(),
         f: Frame::new(&who, "phones", "Phones"),
