@@ -355,6 +355,16 @@ impl Manager {
         Ok(out)
     }
 
+    /// Every site's id and name, by name (one query: for choosing a site).
+    pub async fn site_names(&self) -> Result<Vec<(i64, String)>> {
+        let mut conn = self.store.conn().await?;
+        Ok(store::list_sites(&mut conn)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect())
+    }
+
     pub async fn site_show(&self, name: &str) -> Result<SiteView> {
         let mut conn = self.store.conn().await?;
         let site = self.site_named(&mut conn, name).await?;

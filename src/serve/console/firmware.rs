@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::super::state::AppState;
 use super::forms::Posted;
-use super::view::{Frame, Who, error_page, need, page, url_encode, when};
+use super::view::{Frame, Who, error_page, need, page, site_names, url_encode, when};
 use crate::model::Role;
 use crate::rollout::TargetInput;
 
@@ -52,12 +52,7 @@ pub async fn list(State(st): State<AppState>, who: Who, Query(n): Query<Notice>)
         Ok(i) => i,
         Err(e) => return error_page(&who, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let sites = st
-        .manager
-        .site_list()
-        .await
-        .map(|v| v.into_iter().map(|s| s.site.name).collect())
-        .unwrap_or_default();
+    let sites = site_names(&st).await;
     let mut r = page(&FirmwarePage {
         images: images
             .into_iter()

@@ -79,14 +79,6 @@ impl From<&Choices> for ChoicesView {
     }
 }
 
-async fn site_names(st: &AppState) -> Vec<String> {
-    st.manager
-        .site_list()
-        .await
-        .map(|v| v.into_iter().map(|s| s.site.name).collect())
-        .unwrap_or_default()
-}
-
 async fn draw(
     st: &AppState,
     who: &Who,
@@ -96,12 +88,8 @@ async fn draw(
     applied: bool,
     problem: String,
 ) -> Response {
-    let names: std::collections::HashMap<i64, String> = st
-        .manager
-        .site_list()
-        .await
-        .map(|v| v.into_iter().map(|s| (s.site.id, s.site.name)).collect())
-        .unwrap_or_default();
+    let sites = st.manager.site_names().await.unwrap_or_default();
+    let names: std::collections::HashMap<i64, String> = sites.iter().cloned().collect();
     let rows: Vec<PlanRow> = report
         .as_ref()
         .map(|r| {
@@ -141,7 +129,7 @@ async fn draw(
                 "Import phones"
             },
         ),
-        sites: site_names(st).await,
+        sites: sites.into_iter().map(|(_, n)| n).collect(),
         c: c.into(),
         report,
         rows,

@@ -151,6 +151,16 @@ pub fn cookie(token: Option<&str>, st: &AppState) -> String {
     }
 }
 
+/// Every site's name, for a form's choice (empty if the database cannot say: the form's
+/// answer will).
+pub async fn site_names(st: &AppState) -> Vec<String> {
+    st.manager
+        .site_names()
+        .await
+        .map(|v| v.into_iter().map(|(_, n)| n).collect())
+        .unwrap_or_default()
+}
+
 /// Unix milliseconds as `2026-12-02 03:40:12 UTC`.
 pub fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

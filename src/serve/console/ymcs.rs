@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::super::state::AppState;
 use super::forms::Posted;
-use super::view::{Frame, Who, need, page};
+use super::view::{Frame, Who, need, page, site_names};
 use crate::model::Role;
 use crate::ymcs::{self, Client, Clouds, Report, YmcsConfig};
 
@@ -55,14 +55,6 @@ pub struct SiteQuery {
     site: String,
 }
 
-async fn our_sites(st: &AppState) -> Vec<String> {
-    st.manager
-        .site_list()
-        .await
-        .map(|v| v.into_iter().map(|s| s.site.name).collect())
-        .unwrap_or_default()
-}
-
 fn blank(who: &Who, site: String, sites: Vec<String>) -> YmcsPage {
     YmcsPage {
         f: Frame::new(who, "ymcs", "Yealink cloud (YMCS and RPS)"),
@@ -78,7 +70,7 @@ fn blank(who: &Who, site: String, sites: Vec<String>) -> YmcsPage {
 }
 
 pub async fn status(State(st): State<AppState>, who: Who, Query(q): Query<SiteQuery>) -> Response {
-    let mut p = blank(&who, q.site.clone(), our_sites(&st).await);
+    let mut p = blank(&who, q.site.clone(), site_names(&st).await);
     let client = YmcsConfig::load(&st.data_dir)
         .map_err(ymcs::OpError::from)
         .and_then(|c| Ok(Client::new(c)?));
@@ -136,7 +128,7 @@ pub async fn plan(State(st): State<AppState>, Posted(who, f): Posted<OpForm>) ->
         return r;
     }
     let confirm = f.confirm == "yes";
-    let mut p = blank(&who, f.site.clone(), our_sites(&st).await);
+    let mut p = blank(&who, f.site.clone(), site_names(&st).await);
     p.op = f.op.clone();
     let r = async {
         let targets = st.manager.phones_for(Some(&f.site), &[]).await?;
