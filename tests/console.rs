@@ -707,7 +707,7 @@ fn the_user_command_says_what_is_wrong() {
 /// confirmed operation, and an import whose YMCS step is planned with it and sent on apply.
 #[tokio::test]
 async fn ymcs_is_planned_first_and_sent_only_on_confirm() {
-    use common::ymcs::{Fake, KEY_ID, SECRET, State};
+    use common::ymcs::{Fake, State};
     let env = Env::new();
     env.seed();
     env.user_add("tom", "tech", TECH_PW);
@@ -715,9 +715,7 @@ async fn ymcs_is_planned_first_and_sent_only_on_confirm() {
         sites: vec![("s-1".into(), "valleywide".into())],
         ..Default::default()
     });
-    env.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
-    env.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
-    env.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+    fake.connect(&env);
     let srv = env.start();
     let tom = Console::logged_in(&base(&srv), "tom", TECH_PW).await;
     let adds = || fake.with(|s| s.calls.iter().filter(|c| c.contains("addDevices")).count());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ymcs::{Fake, KEY_ID, SECRET, State};
+use common::ymcs::{Fake, SECRET, State};
 use common::*;
 
 fn doctor(env: &Env, args: &[&str]) -> (i32, String, serde_json::Value) {
@@ -70,9 +70,7 @@ fn doctor_says_what_works_and_what_to_fix() {
         sites: vec![("s-1".into(), "valleywide".into())],
         ..Default::default()
     });
-    env.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
-    env.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
-    env.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+    fake.connect(&env);
     let (_, text, v) = doctor(&env, &["--tftp", &srv.tftp]);
     assert_eq!(status(&v, "YMCS"), "ok", "{text}");
     env.set_var("PHONEPROV_YMCS_KEY_SECRET", "wrong-secret");
@@ -175,9 +173,7 @@ fn doctor_checks_the_certificate_and_the_clock() {
     // The clock: two minutes behind YMCS is still accepted by it, but named.
     let fake = Fake::start(State::default());
     for e in [&env, &plain] {
-        e.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
-        e.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
-        e.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+        fake.connect(e);
     }
     let (_, text, v) = doctor(&plain, &["--tftp", "off"]);
     assert_eq!(status(&v, "clock"), "ok", "{text}");

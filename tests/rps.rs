@@ -26,12 +26,6 @@ fn ymcs_fake(st: common::ymcs::State) -> common::ymcs::Fake {
     })
 }
 
-fn connect_ymcs(env: &Env, fake: &common::ymcs::Fake) {
-    env.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
-    env.set_var("PHONEPROV_YMCS_KEY_ID", common::ymcs::KEY_ID);
-    env.set_var("PHONEPROV_YMCS_KEY_SECRET", common::ymcs::SECRET);
-}
-
 fn connect_rps(env: &Env, fake: &common::rps_v1::Fake, secret: &str) {
     env.set_var("PHONEPROV_RPS_BASE_URL", &fake.url());
     env.set_var("PHONEPROV_RPS_KEY_ID", common::rps_v1::KEY_ID);
@@ -57,7 +51,7 @@ fn onboarding_through_the_rps_management_api() {
     login(&env);
     let ymcs = ymcs_fake(Default::default());
     let rps = common::rps_v1::Fake::start(Default::default());
-    connect_ymcs(&env, &ymcs);
+    ymcs.connect(&env);
     connect_rps(&env, &rps, common::rps_v1::SECRET);
     let csv = env.data_dir().join("new.csv");
     std::fs::write(
@@ -195,7 +189,7 @@ fn an_ordinary_ymcs_account_goes_by_serial_number() {
         ordinary: true,
         ..Default::default()
     });
-    connect_ymcs(&env, &ymcs);
+    ymcs.connect(&env);
     env.ok(&[
         "phone",
         "add",
@@ -268,7 +262,7 @@ fn reboot_reads_every_answer_shape_and_fails_on_an_unknown_one() {
         };
         st.devices.insert("805ec0aabbcc".into(), "s-1".into());
         let fake = ymcs_fake(st);
-        connect_ymcs(&env, &fake);
+        fake.connect(&env);
         let (code, out, err) = run(&env, &["ymcs", "reboot", "805ec0aabbcc", "--confirm"]);
         assert_eq!(code, 0, "shape {shape}: {out}{err}");
         fake.with(|st| assert_eq!(st.reboots.len(), 1, "shape {shape}: {:?}", st.calls));
@@ -282,7 +276,7 @@ fn reboot_reads_every_answer_shape_and_fails_on_an_unknown_one() {
     };
     st.devices.insert("805ec0aabbcc".into(), "s-1".into());
     let fake = ymcs_fake(st);
-    connect_ymcs(&env, &fake);
+    fake.connect(&env);
     let (code, out, err) = run(&env, &["ymcs", "reboot", "805ec0aabbcc", "--confirm"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
@@ -297,7 +291,7 @@ fn status_says_which_rps_api_the_keys_reach() {
     let env = Env::new();
     env.seed();
     let ymcs = ymcs_fake(Default::default());
-    connect_ymcs(&env, &ymcs);
+    ymcs.connect(&env);
     let (code, out, _) = run(&env, &["ymcs", "status"]);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -318,7 +312,7 @@ fn import_with_cloud_steps_without_confirm_is_a_plan() {
     env.seed();
     let ymcs = ymcs_fake(Default::default());
     let rps = common::rps_v1::Fake::start(Default::default());
-    connect_ymcs(&env, &ymcs);
+    ymcs.connect(&env);
     connect_rps(&env, &rps, common::rps_v1::SECRET);
     let csv = env.data_dir().join("plan.csv");
     std::fs::write(&csv, "mac,model,site,line1_user,line1_password\n805ec0000401,T54W,valleywide,401,pw-401-secret\n").unwrap();

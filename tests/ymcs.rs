@@ -26,12 +26,6 @@ fn fleet(env: &Env) -> Vec<String> {
     macs
 }
 
-fn connect(env: &Env, fake: &Fake) {
-    env.set_var("PHONEPROV_YMCS_BASE_URL", &fake.url());
-    env.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
-    env.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
-}
-
 fn sites() -> Vec<(String, String)> {
     vec![
         ("s-1".into(), "valleywide".into()),
@@ -67,7 +61,7 @@ fn register_plans_confirms_reports_partial_failure_and_is_idempotent() {
     st.devices.insert(macs[1].clone(), "s-1".into());
     st.foreign.insert(macs[2].clone());
     let fake = Fake::start(st);
-    connect(&env, &fake);
+    fake.connect(&env);
 
     // Dry run: the plan, nothing sent, exit 3.
     let (code, out, _) = run(&env, &["ymcs", "register", "--site", "valleywide"]);
@@ -247,7 +241,7 @@ fn rps_points_phones_at_the_site_url_with_its_login() {
         },
     );
     let fake = Fake::start(st);
-    connect(&env, &fake);
+    fake.connect(&env);
     let url = format!("{PUBLIC_URL}/p/{key}/");
 
     let (code, out, _) = run(&env, &["ymcs", "rps-add", "--site", "valleywide"]);
@@ -369,7 +363,7 @@ fn token_refresh_retries_rate_limit_skew_and_pacing() {
         st.devices.insert(m.clone(), "s-1".into());
     }
     let fake = Fake::start(st);
-    connect(&env, &fake);
+    fake.connect(&env);
     // Our pace (50/s) is above the fake's (2/s): 429s, retried with backoff.
     let s = env.json(&["ymcs", "status"]);
     assert_eq!(s["token"], "ok");
@@ -542,7 +536,7 @@ fn import_then_register_and_rps() {
     };
     st.foreign.insert("805ec1000002".into());
     let fake = Fake::start(st);
-    connect(&env, &fake);
+    fake.connect(&env);
     let mut csv = String::from("mac,model,site,line1_user,line1_password\n");
     for i in 0..5 {
         csv.push_str(&format!(
@@ -625,7 +619,7 @@ async fn the_same_through_the_admin_api() {
         sites: sites(),
         ..Default::default()
     });
-    connect(&env, &fake);
+    fake.connect(&env);
     let srv = env.start();
     let token = env.admin_token();
     let c = client();

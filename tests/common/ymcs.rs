@@ -97,6 +97,13 @@ impl Fake {
         format!("http://{}", self.addr)
     }
 
+    /// Points every later command (and server) of `env` at this fake, with its key.
+    pub fn connect(&self, env: &super::Env) {
+        env.set_var("PHONEPROV_YMCS_BASE_URL", &self.url());
+        env.set_var("PHONEPROV_YMCS_KEY_ID", KEY_ID);
+        env.set_var("PHONEPROV_YMCS_KEY_SECRET", SECRET);
+    }
+
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
     }
