@@ -22,11 +22,24 @@ pub struct ReadyFile {
     pub mac: Option<Mac>,
 }
 
+/// The quoted strong ETag for a file whose SHA-256 is `digest`: its first 128 bits in hex.
+pub fn etag_of(digest: &[u8]) -> String {
+    let mut hex = [0u8; 32];
+    let n = digest.len().min(16);
+    // Cannot fail: the buffer is exactly twice the bytes encoded.
+    let _ = hex::encode_to_slice(&digest[..n], &mut hex[..2 * n]);
+    let mut e = String::with_capacity(2 * n + 2);
+    e.push('"');
+    e.push_str(std::str::from_utf8(&hex[..2 * n]).unwrap_or_default());
+    e.push('"');
+    e
+}
+
 impl ReadyFile {
     pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
         let digest = Sha256::digest(&bytes);
         ReadyFile {
-            etag: format!("\"{}\"", hex::encode(&digest[..16])),
+            etag: etag_of(&digest),
             bytes: Bytes::from(bytes),
             content_type,
             mac: None,
@@ -52,7 +65,7 @@ pub struct SiteFiles {
     /// for a preview its phones' files too.
     pub files: HashMap<String, Arc<ReadyFile>>,
     /// Phones of the site and their vendor.
-    pub phones: HashMap<Mac, &'static str>,
+    pub phones: PhoneVendors,
     /// Where the phones' files are, for a published site: the store (for its memory cache)
     /// and the site's pack.
     pub disk: Option<Arc<super::stored::DiskFiles>>,
@@ -79,6 +92,57 @@ impl SiteFiles {
         self.disk
             .as_ref()?
             .read(self.pack.as_ref()?, self.version, name, mac)
+    }
+}
+
+/// A site's phones and each one's vendor, held as a byte (the vendor's place in the catalog)
+/// rather than a name: 8 bytes a phone in the table instead of 24, 2 MiB less at 100,000.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneVendors(HashMap<Mac, u8>);
+
+/// Stands for a vendor the catalog does not know.
+const NO_VENDOR: u8 = u8::MAX;
+
+impl PhoneVendors {
+    pub fn insert(&mut self, mac: Mac, vendor: &str) {
+        let i = crate::catalog::Catalog::get()
+            .vendors
+            .iter()
+            .position(|v| v.vendor == vendor)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(NO_VENDOR);
+        self.0.insert(mac, i);
+    }
+
+    /// The phone's vendor (empty if the catalog does not know it), if the phone is here.
+    pub fn get(&self, mac: &Mac) -> Option<&'static str> {
+        let i = *self.0.get(mac)?;
+        Some(
+            crate::catalog::Catalog::get()
+                .vendors
+                .get(usize::from(i))
+                .map_or("", |v| v.vendor.as_str()),
+        )
+    }
+
+    pub fn contains_key(&self, mac: &Mac) -> bool {
+        self.0.contains_key(mac)
+    }
+
+    pub fn remove(&mut self, mac: &Mac) {
+        self.0.remove(mac);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn extend(&mut self, other: PhoneVendors) {
+        self.0.extend(other.0);
     }
 }
 

@@ -55,7 +55,7 @@ pub struct SitePack {
     generation: u64,
     file: std::fs::File,
     /// Phone → (offset, length) of its record.
-    index: HashMap<Mac, (u64, u32)>,
+    index: PackIndex,
     /// Bytes of the pack file (live records and superseded ones).
     len: u64,
 }
@@ -63,7 +63,7 @@ pub struct SitePack {
 impl SitePack {
     /// Whether superseded records make up most of the pack (time for a new generation).
     pub fn mostly_dead(&self) -> bool {
-        let live: u64 = self.index.values().map(|(_, l)| u64::from(*l)).sum();
+        let live: u64 = self.index.iter().map(|(_, _, l)| u64::from(l)).sum();
         self.len > 1 << 20 && self.len > 2 * live
     }
 
@@ -73,7 +73,7 @@ impl SitePack {
     }
 
     fn record(&self, mac: Mac) -> Option<Vec<u8>> {
-        let &(off, len) = self.index.get(&mac)?;
+        let (off, len) = self.index.get(mac)?;
         let mut buf = vec![0; len as usize];
         match self.file.read_exact_at(&mut buf, off) {
             Ok(()) => Some(buf),
@@ -83,6 +83,64 @@ impl SitePack {
                 None
             }
         }
+    }
+}
+
+/// A published pack's index: entries sorted by MAC, 16 bytes each (a hash map took 24 and a
+/// spare quarter: 3.3 MiB at 100,000 phones, now 1.6). Looked up only when a phone's files
+/// are not in the memory cache, where the read from disk costs more than the search.
+#[derive(Debug, Default)]
+struct PackIndex(Box<[Entry]>);
+
+/// One phone's record: MAC, 48-bit offset, length.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    mac: [u8; 6],
+    off_hi: u16,
+    off_lo: u32,
+    len: u32,
+}
+
+impl PackIndex {
+    /// From (MAC, offset, length) in any order; a MAC given twice keeps its last entry.
+    fn new(mut entries: Vec<(Mac, u64, u32)>) -> PackIndex {
+        entries.sort_by_key(|e| e.0.bytes());
+        let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
+        for (mac, off, len) in entries {
+            let e = Entry {
+                mac: mac.bytes(),
+                off_hi: (off >> 32) as u16,
+                off_lo: off as u32,
+                len,
+            };
+            match out.last_mut() {
+                Some(last) if last.mac == e.mac => *last = e,
+                _ => out.push(e),
+            }
+        }
+        PackIndex(out.into_boxed_slice())
+    }
+
+    fn get(&self, mac: Mac) -> Option<(u64, u32)> {
+        let key = mac.bytes();
+        let i = self.0.binary_search_by(|e| e.mac.cmp(&key)).ok()?;
+        let e = self.0[i];
+        Some(((u64::from(e.off_hi) << 32) | u64::from(e.off_lo), e.len))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// (MAC, offset, length) of every phone.
+    fn iter(&self) -> impl Iterator<Item = (Mac, u64, u32)> + '_ {
+        self.0.iter().map(|e| {
+            (
+                Mac::from_bytes(e.mac),
+                (u64::from(e.off_hi) << 32) | u64::from(e.off_lo),
+                e.len,
+            )
+        })
     }
 }
 
@@ -123,7 +181,7 @@ impl DiskFiles {
         if let Some(p) = self.cache.get(&key) {
             return p.get(name);
         }
-        let raw = pack.record(mac)?;
+        let raw = Bytes::from(pack.record(mac)?);
         let phone = match decode(&raw, mac) {
             Ok(p) => Arc::new(p),
             Err(why) => {
@@ -229,7 +287,7 @@ impl DiskFiles {
             generation: pack.generation,
             file,
             len: pack.len,
-            index: pack.index.clone(),
+            index: pack.index.iter().map(|(m, o, l)| (m, (o, l))).collect(),
             fresh: false,
             start: pack.len,
             finished: false,
@@ -358,7 +416,7 @@ impl PackWriter {
             site_id: self.site_id,
             generation: self.generation,
             file,
-            index: std::mem::take(&mut self.index),
+            index: PackIndex::new(self.index.drain().map(|(m, (o, l))| (m, o, l)).collect()),
             len: self.len,
         }))
     }
@@ -385,13 +443,17 @@ fn load_gen(dir: &Path, site_id: i64, generation: u64) -> std::io::Result<SitePa
     if file.metadata()?.len() < len {
         return Err(bad("pack shorter than its index"));
     }
-    let mut index = HashMap::with_capacity(n);
+    let mut index = Vec::with_capacity(n);
     for e in entries.chunks_exact(18) {
         let mac = Mac::from_bytes(e[..6].try_into().unwrap_or_default());
         let off = u64::from_le_bytes(e[6..14].try_into().unwrap_or_default());
         let l = u32::from_le_bytes(e[14..18].try_into().unwrap_or_default());
-        index.insert(mac, (off, l));
+        if off.checked_add(u64::from(l)).is_none_or(|end| end > len) {
+            return Err(bad("index points past the pack's end"));
+        }
+        index.push((mac, off, l));
     }
+    let index = PackIndex::new(index);
     Ok(SitePack {
         site_id,
         generation,
@@ -402,7 +464,9 @@ fn load_gen(dir: &Path, site_id: i64, generation: u64) -> std::io::Result<SitePa
 }
 
 /// A phone's files from its record, each checked against its digest.
-fn decode(rec: &[u8], mac: Mac) -> Result<PhoneFiles, &'static str> {
+/// A record's files, each checked against its digest. The bodies are slices of `rec` (one
+/// allocation per phone, not one per file).
+fn decode(rec: &Bytes, mac: Mac) -> Result<PhoneFiles, &'static str> {
     let take = |at: &mut usize, n: usize| -> Result<&[u8], &'static str> {
         let s = rec.get(*at..*at + n).ok_or("record cut short")?;
         *at += n;
@@ -422,14 +486,14 @@ fn decode(rec: &[u8], mac: Mac) -> Result<PhoneFiles, &'static str> {
         let b = u32::from_le_bytes(take(&mut at, 4)?.try_into().map_err(|_| "bad length")?);
         let digest = take(&mut at, 32)?;
         let name = std::str::from_utf8(take(&mut at, n as usize)?).map_err(|_| "bad name")?;
+        let start = at;
         let body = take(&mut at, b as usize)?;
-        let d = Sha256::digest(body);
-        if d[..] != *digest {
+        if Sha256::digest(body)[..] != *digest {
             return Err("digest mismatch");
         }
         let file = ReadyFile {
-            etag: format!("\"{}\"", hex::encode(&d[..16])),
-            bytes: Bytes::copy_from_slice(body),
+            etag: super::ready::etag_of(digest),
+            bytes: rec.slice(start..at),
             content_type: CONTENT_TYPE,
             mac: Some(mac),
         };

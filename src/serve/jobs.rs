@@ -154,13 +154,19 @@ pub async fn flush(seen: Arc<SeenBuffer>, audit: Arc<AuditBuffer>, store: Store,
             _ = &mut stop => true,
             _ = tick.tick() => false,
         };
-        let result = match seen.flush(&store).await {
-            Ok(_) => audit
-                .flush(&store, crate::store::now_ms(), stopping)
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        };
+        let started = std::time::Instant::now();
+        let result = write_pending(&seen, &audit, &store, stopping).await;
+        if let Ok((seen_rows, audit_rows)) = &result
+            && seen_rows + audit_rows > 0
+        {
+            tracing::debug!(
+                seen_rows,
+                audit_rows,
+                ms = started.elapsed().as_millis() as u64,
+                "last-seen and fetch audit written"
+            );
+        }
+        let result = result.map(|_| ());
         match (result, failing_since) {
             (Ok(()), Some(t)) => {
                 tracing::warn!(
@@ -184,6 +190,36 @@ pub async fn flush(seen: Arc<SeenBuffer>, audit: Arc<AuditBuffer>, store: Store,
         if stopping {
             return;
         }
+    }
+}
+
+/// One flush of last-seen and the audit: (last-seen rows, audit rows). Driven on a blocking
+/// thread of its own, not as one more task on the workers: during a boot storm each of its
+/// thousands of statements would otherwise wait its turn behind every connection's task, a
+/// flush took seconds, and what was pending meanwhile piled up in memory.
+async fn write_pending(
+    seen: &Arc<SeenBuffer>,
+    audit: &Arc<AuditBuffer>,
+    store: &Store,
+    stopping: bool,
+) -> Result<(usize, usize), crate::store::StoreError> {
+    let (seen, audit, store) = (seen.clone(), audit.clone(), store.clone());
+    let rt = tokio::runtime::Handle::current();
+    let job = tokio::task::spawn_blocking(move || {
+        rt.block_on(async {
+            let seen_rows = seen.flush(&store).await?;
+            let audit_rows = audit
+                .flush(&store, crate::store::now_ms(), stopping)
+                .await?;
+            Ok((seen_rows, audit_rows))
+        })
+    });
+    match job.await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(crate::store::StoreError::Stopped(format!(
+            "last-seen and audit writer did not run: {e}"
+        ))),
     }
 }
 

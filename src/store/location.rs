@@ -132,6 +132,11 @@ impl Location {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
                             .await?;
+                        // 1 MiB of page cache per connection (SQLite's default is 2 MiB): the
+                        // OS page cache holds the file anyway, and `serve` keeps four.
+                        sqlx::query("PRAGMA cache_size = -1024")
+                            .execute(&mut *conn)
+                            .await?;
                         Ok(())
                     })
                 })

@@ -68,6 +68,9 @@ pub enum StoreError {
     /// What this engine cannot do (e.g. an SQLite file copy of a PostgreSQL database).
     #[error("{0}")]
     Unsupported(String),
+    /// Work that the runtime shut down before it ran.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// How long a writer waits for another to finish before giving up.

@@ -199,3 +199,29 @@ fn an_unfinished_writer_leaves_nothing_behind() {
         b"one\n"
     );
 }
+
+#[test]
+fn the_compact_index_finds_every_phone_and_keeps_the_last_entry_of_a_repeat() {
+    let macs: Vec<Mac> = (0..1000u32)
+        .map(|i| mac(&format!("805ec0{:06x}", (i * 7919) % 0xffffff)))
+        .collect();
+    let mut entries: Vec<(Mac, u64, u32)> = macs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (*m, (i as u64) << 33, i as u32))
+        .collect();
+    // A phone given twice (an append after a full render): the later entry wins.
+    entries.push((macs[5], 42, 7));
+    let idx = PackIndex::new(entries);
+    assert_eq!(idx.len(), 1000);
+    for (i, m) in macs.iter().enumerate() {
+        let want = if i == 5 {
+            (42, 7)
+        } else {
+            ((i as u64) << 33, i as u32)
+        };
+        assert_eq!(idx.get(*m), Some(want), "{m}");
+    }
+    assert_eq!(idx.get(mac("001122334455")), None);
+    assert_eq!(idx.iter().count(), 1000);
+}
