@@ -22,24 +22,24 @@ pub struct ReadyFile {
     pub mac: Option<Mac>,
 }
 
-/// The quoted strong ETag for a file whose SHA-256 is `digest`: its first 128 bits in hex.
-pub fn etag_of(digest: &[u8]) -> String {
-    let mut hex = [0u8; 32];
-    let n = digest.len().min(16);
-    // Cannot fail: the buffer is exactly twice the bytes encoded.
-    let _ = hex::encode_to_slice(&digest[..n], &mut hex[..2 * n]);
-    let mut e = String::with_capacity(2 * n + 2);
-    e.push('"');
-    e.push_str(std::str::from_utf8(&hex[..2 * n]).unwrap_or_default());
-    e.push('"');
-    e
-}
-
 impl ReadyFile {
+    /// The quoted strong ETag for a file whose SHA-256 is `digest`: its first 128 bits in hex.
+    pub fn etag_of(digest: &[u8]) -> String {
+        let mut hex = [0u8; 32];
+        let n = digest.len().min(16);
+        // Cannot fail: the buffer is exactly twice the bytes encoded.
+        let _ = hex::encode_to_slice(&digest[..n], &mut hex[..2 * n]);
+        let mut e = String::with_capacity(2 * n + 2);
+        e.push('"');
+        e.push_str(std::str::from_utf8(&hex[..2 * n]).unwrap_or_default());
+        e.push('"');
+        e
+    }
+
     pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
         let digest = Sha256::digest(&bytes);
         ReadyFile {
-            etag: etag_of(&digest),
+            etag: ReadyFile::etag_of(&digest),
             bytes: Bytes::from(bytes),
             content_type,
             mac: None,

@@ -492,7 +492,7 @@ fn decode(rec: &Bytes, mac: Mac) -> Result<PhoneFiles, &'static str> {
             return Err("digest mismatch");
         }
         let file = ReadyFile {
-            etag: super::ready::etag_of(digest),
+            etag: ReadyFile::etag_of(digest),
             bytes: rec.slice(start..at),
             content_type: CONTENT_TYPE,
             mac: Some(mac),
