@@ -59,7 +59,12 @@ async fn systemd_hears_ready_and_sighup_applies_a_new_public_url() {
     .await
     .unwrap_or_else(|| panic!("not re-rendered after SIGHUP:\n{}", srv.log()));
     assert!(!body.contains("prov-a.example"), "{body}");
-    assert!(srv.log().contains("public URLs changed"), "{}", srv.log());
+    // The line is written just after the new files are published, so a fetch can see them first.
+    eventually(Duration::from_secs(5), || async {
+        srv.log().contains("public URLs changed").then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no log line for the change:\n{}", srv.log()));
     // Still the same process: no restart.
     assert_eq!(srv.child.id().to_string(), pid);
 }
