@@ -3,8 +3,9 @@
 //! `storm http PLAN BASE CONCURRENCY` — every phone of PLAN (lines `KEY MAC USER PASSWORD`,
 //! `-` for no login) fetches `<mac>.boot`, `y000000000000.boot`, `y000000000096.cfg`,
 //! `<mac>.cfg` from `BASE/p/KEY/`, a new connection per file, answering a Digest challenge where
-//! asked (on a new connection too), CONCURRENCY phones at a time. Prints one JSON line: total
-//! seconds, p50/p99 per file (ms), files, errors.
+//! asked (on a new connection too; a Basic challenge, as nginx's `auth_basic` gives, the same
+//! way), CONCURRENCY phones at a time. Prints one JSON line: total seconds, p50/p99 per file
+//! (ms), files, errors.
 //!
 //! `storm export PLAN BASE DIR` — saves what each phone gets under `DIR/p/KEY/` (for nginx and
 //! tftpd-hpa to serve the same bytes).
@@ -68,15 +69,31 @@ fn ua(mac: &str) -> String {
     format!("Yealink SIP-T54W 96.86.0.45 {}", m.join(":"))
 }
 
-fn nonce_of(r: &reqwest::Response) -> Option<String> {
-    r.headers()
+/// How a 401 asks to be answered: Digest (phoneprov) with its nonce, or Basic (nginx).
+enum Challenge {
+    Digest(String),
+    Basic,
+}
+
+fn challenge_of(r: &reqwest::Response) -> Option<Challenge> {
+    let headers: Vec<&str> = r
+        .headers()
         .get_all("www-authenticate")
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .collect();
+    if let Some(nonce) = headers
+        .iter()
         .find(|v| v.starts_with("Digest "))
         .and_then(|h| h.split("nonce=\"").nth(1))
         .and_then(|r| r.split('"').next())
-        .map(str::to_string)
+    {
+        return Some(Challenge::Digest(nonce.to_string()));
+    }
+    headers
+        .iter()
+        .any(|v| v.starts_with("Basic "))
+        .then_some(Challenge::Basic)
 }
 
 /// Fetches one file as a phone would; the bytes, or why not.
@@ -86,11 +103,19 @@ async fn fetch(c: &reqwest::Client, base: &str, p: &Phone, file: &str) -> Res<by
     REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let r = c.get(&url).header("User-Agent", ua(&p.mac)).send().await?;
     if r.status() == 401
-        && let (Some(nonce), Some((u, pw))) = (nonce_of(&r), &p.login)
+        && let (Some(challenge), Some((u, pw))) = (challenge_of(&r), &p.login)
     {
         let _ = r.bytes().await;
-        let answer =
-            phoneprov::auth::digest_answer(u, pw, "GET", &path, &nonce, "00000001", "0a1b2c3d");
+        let answer = match challenge {
+            Challenge::Digest(nonce) => {
+                phoneprov::auth::digest_answer(u, pw, "GET", &path, &nonce, "00000001", "0a1b2c3d")
+            }
+            Challenge::Basic => {
+                use base64::Engine as _;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{pw}"));
+                format!("Basic {token}")
+            }
+        };
         REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = c
             .get(&url)
@@ -99,7 +124,7 @@ async fn fetch(c: &reqwest::Client, base: &str, p: &Phone, file: &str) -> Res<by
             .send()
             .await?;
         if r.status() != 200 {
-            return Err(format!("{url}: {} after Digest", r.status()).into());
+            return Err(format!("{url}: {} after answering the challenge", r.status()).into());
         }
         return Ok(r.bytes().await?);
     }
