@@ -317,11 +317,14 @@ impl Publisher {
         self.ready
             .set_firmware(firmware_index(&mut conn, &policy, &self.firmware_dir).await?);
         let phones: usize = sites.iter().map(|s| s.phones.len()).sum();
-        self.ready.replace_all(sites, old.settling());
-        self.disk.set_state(&State {
+        // The packs are complete on disk: mark them so before any phone is served from them,
+        // or a crash in between would re-render every phone on restart for nothing.
+        let marked = self.disk.set_state(&State {
             epoch: self.epoch(),
             seq: self.seq,
-        })?;
+        });
+        self.ready.replace_all(sites, old.settling());
+        marked?;
         self.owed_full = false;
         give_back_memory();
         tracing::info!(
