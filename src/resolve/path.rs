@@ -73,12 +73,12 @@ pub fn split_path(path: &str) -> Option<Target> {
 
 /// `0004F2A1B2C3-phone.cfg` → `0004f2a1b2c3-phone.cfg`; other names unchanged.
 pub fn canonical_name(name: &str) -> String {
-    match name.get(..12).and_then(Mac::from_bare) {
-        Some(mac) if matches!(name.as_bytes().get(12), Some(b'.' | b'-')) => {
-            format!("{mac}{}", &name[12..])
-        }
-        _ => name.to_string(),
+    let mut out = name.to_string();
+    if name_mac(name).is_some() && matches!(name.as_bytes().get(12), Some(b'.' | b'-')) {
+        // Twelve hex digits: lowercasing them is the MAC's canonical form.
+        out[..12].make_ascii_lowercase();
     }
+    out
 }
 
 /// The MAC a per-MAC file name starts with.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -70,40 +71,42 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Refuses requests with oversized headers (431) before any handler runs.
 async fn limit_headers(req: Request, next: Next) -> Response {
-    let size: usize = req
-        .headers()
+    match oversized(req.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
+    }
+}
+
+/// The 431 for headers over [`MAX_HEADER_BYTES`] in all.
+fn oversized(headers: &HeaderMap) -> Option<Response> {
+    let size: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    if size > MAX_HEADER_BYTES {
-        return (
+    (size > MAX_HEADER_BYTES).then(|| {
+        (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large\n",
         )
-            .into_response();
-    }
-    next.run(req).await
+            .into_response()
+    })
 }
 
 /// What the resolver needs to know of an HTTP request.
-fn facts_of(req: &Request, peer: SocketAddr, scheme: Transport) -> RequestFacts<'_> {
+fn facts_of(req: &Parts, peer: SocketAddr, scheme: Transport) -> RequestFacts<'_> {
     let header = |h| {
-        req.headers()
+        req.headers
             .get(h)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     RequestFacts {
-        path: req.uri().path(),
+        path: req.uri.path(),
         peer: peer.ip(),
         user_agent: header(header::USER_AGENT),
         transport: scheme,
         authorization: header(header::AUTHORIZATION),
-        method: req.method().as_str(),
-        uri: req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
+        method: req.method.as_str(),
+        uri: req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         auth_checked: Default::default(),
     }
 }
@@ -152,12 +155,7 @@ async fn phone_request(
     req: Request,
 ) -> Response {
     match *req.method() {
-        Method::GET | Method::HEAD => {
-            let started = std::time::Instant::now();
-            let r = answer(&st, peer, req).await;
-            st.latency.record(started.elapsed().as_secs_f64());
-            r
-        }
+        Method::GET | Method::HEAD => fetch(&st, peer, &req.into_parts().0).await,
         Method::PUT => upload(st, peer, req).await,
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -168,10 +166,21 @@ async fn phone_request(
     }
 }
 
-/// A phone's GET or HEAD.
-async fn answer(st: &AppState, peer: SocketAddr, req: Request) -> Response {
-    let path = req.uri().path();
-    let facts = facts_of(&req, peer, st.scheme);
+/// A phone's GET or HEAD, timed. [`super::http_server`] calls it directly for paths under
+/// `/p/`, so it checks the headers' size itself.
+pub(super) async fn fetch(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
+    if let Some(refusal) = oversized(&req.headers) {
+        return refusal;
+    }
+    let started = std::time::Instant::now();
+    let r = answer(st, peer, req).await;
+    st.latency.record(started.elapsed().as_secs_f64());
+    r
+}
+
+async fn answer(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
+    let path = req.uri.path();
+    let facts = facts_of(req, peer, st.scheme);
     match crate::resolve::answer(&st.resolver, &facts).await {
         Resolution::Found(file) => {
             tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
@@ -180,7 +189,7 @@ async fn answer(st: &AppState, peer: SocketAddr, req: Request) -> Response {
                 headers.insert(header::ETAG, v);
             }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            if etag_matches(req.headers(), &file.etag) {
+            if etag_matches(&req.headers, &file.etag) {
                 return (StatusCode::NOT_MODIFIED, headers).into_response();
             }
             headers.insert(
@@ -189,7 +198,7 @@ async fn answer(st: &AppState, peer: SocketAddr, req: Request) -> Response {
             );
             (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
         }
-        Resolution::Disk(d) => disk_response(&d, req.headers(), peer).await,
+        Resolution::Disk(d) => disk_response(&d, &req.headers, peer).await,
         Resolution::NotFound => {
             tracing::debug!(%peer, path = %path, "not found");
             not_found()
@@ -232,7 +241,11 @@ async fn disk_response(
 }
 
 async fn upload(st: AppState, peer: SocketAddr, req: Request) -> Response {
-    let (site_id, mac, name) = match st.resolver.upload_target(&facts_of(&req, peer, st.scheme)) {
+    let (parts, body) = req.into_parts();
+    let (site_id, mac, name) = match st
+        .resolver
+        .upload_target(&facts_of(&parts, peer, st.scheme))
+    {
         Ok(t) => t,
         Err(Resolution::Unauthorized) => return unauthorized(&st),
         Err(_) => return not_found(),
@@ -243,7 +256,7 @@ async fn upload(st: AppState, peer: SocketAddr, req: Request) -> Response {
         tracing::warn!(%peer, %mac, file = %name, cap = st.upload_cap, "upload refused: too large");
         (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n").into_response()
     };
-    let body = match axum::body::to_bytes(req.into_body(), st.upload_cap.saturating_mul(4)).await {
+    let body = match axum::body::to_bytes(body, st.upload_cap.saturating_mul(4)).await {
         Ok(b) if b.len() <= st.upload_cap => b,
         _ => return too_large(),
     };

@@ -8,6 +8,7 @@ mod bind;
 mod console;
 mod firmware_api;
 pub mod http;
+mod http_server;
 mod import_api;
 mod jobs;
 mod openapi;
@@ -270,15 +271,14 @@ pub async fn run(
     );
     tracing::info!(%addr, tftp = ?listeners.tftp_addr, %public_url, "serving");
     jobs::notify_systemd(&[sd_notify::NotifyState::Ready]);
-    let app = http::router(state_for(crate::resolve::Transport::Http))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            jobs::notify_systemd(&[sd_notify::NotifyState::Stopping]);
-            tracing::info!("shutting down");
-        })
-        .await;
+    let state = state_for(crate::resolve::Transport::Http);
+    let app = http::router(state.clone());
+    http_server::serve(listeners.http, app, state, async move {
+        shutdown.await;
+        jobs::notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down");
+    })
+    .await?;
 
     // Shutdown: HTTPS drains for up to 5 s, then every job stops (TFTP transfers finish on
     // their own, the last last-seen and audit records are written).
@@ -287,6 +287,5 @@ pub async fn run(
         let _ = t.await;
     }
     jobs.stop().await;
-    served?;
     Ok(())
 }

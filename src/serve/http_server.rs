@@ -1,0 +1,223 @@
+//! The plain-HTTP server under [`super::http`]: accepting connections and serving each with
+//! hyper's HTTP/1.1. A phone's `GET` or `HEAD` under `/p/` — the whole of a boot storm — goes
+//! straight to the resolver; everything else goes through the router. On stop it takes no new
+//! connection, idle ones close, and requests in flight get up to [`DRAIN`] to finish.
+//!
+//! Ours rather than `axum::serve` because a phone's fetch is the request that must be cheap:
+//! `axum::serve` sniffs every connection for HTTP/2 and sends every request through routing,
+//! middleware and extractors, which `scripts/bench-http` measured at a tenth of the request's
+//! cost; and it has no limit on how long a client may take to send its headers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::state::AppState;
+
+/// How long requests in flight may take to finish once the server is told to stop.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a client has to send a request's headers, and how long an idle keep-alive
+/// connection stays open. Phones send theirs at once; a client that dribbles them holds a
+/// socket, and enough of those would hold them all.
+pub const HEADER_READ: Duration = Duration::from_secs(30);
+
+/// Serves `listener` until `shutdown` completes, then drains (up to [`DRAIN`]).
+///
+/// Connections are served by one thread per core, each with its own single-threaded runtime
+/// accepting from the same socket, the way nginx runs a worker per core: a connection is
+/// accepted, read, answered and closed on one thread. On tokio's shared runtime each accepted
+/// connection woke a second worker to steal it, which `scripts/bench-http` measured at a third
+/// of the new-connection rate when the load shares the cores. Requests other than a phone's
+/// fetch run on the runtime that called `serve`, where the rest of the server lives.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let main = tokio::runtime::Handle::current();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut ended = Vec::new();
+    for n in 0..threads() {
+        let listener = listener.try_clone()?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let worker = Worker {
+            state: state.clone(),
+            router: router.clone(),
+            main: main.clone(),
+        };
+        let stop = stop_rx.clone();
+        std::thread::Builder::new()
+            .name(format!("http-{n}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => accept(l, worker, stop).await,
+                            Err(e) => tracing::error!(error = %e, "cannot serve HTTP"),
+                        }
+                    }),
+                    Err(e) => tracing::error!(error = %e, "cannot start an HTTP thread"),
+                }
+                drop(done_tx);
+            })?;
+        ended.push(done_rx);
+    }
+    drop(listener);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for done in ended {
+        let _ = done.await;
+    }
+    Ok(())
+}
+
+/// One serving thread per core the process may run on.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What a serving thread needs: the state for phones' fetches, the router and the main
+/// runtime for everything else.
+#[derive(Clone)]
+struct Worker {
+    state: AppState,
+    router: Router,
+    main: tokio::runtime::Handle,
+}
+
+/// A serving thread's accept loop, until told to stop; then its connections drain.
+async fn accept(listener: TcpListener, worker: Worker, mut stop: watch::Receiver<bool>) {
+    // Every connection holds a receiver; the sender sees all of them gone once they have ended.
+    let (live_tx, live_rx) = watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let svc = Service {
+                    worker: worker.clone(),
+                    peer,
+                };
+                tokio::spawn(connection(tcp, svc, stop.clone(), live_rx.clone()));
+            }
+            // The client gave up before we took it: nothing to do.
+            Err(e) if is_connection_error(&e) => {}
+            // Out of file descriptors, most likely: back off rather than spin.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot accept a connection; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    drop(listener);
+    drop(live_rx);
+    if tokio::time::timeout(DRAIN, live_tx.closed()).await.is_err() {
+        tracing::warn!(
+            "HTTP requests still in flight after {} s; stopping anyway",
+            DRAIN.as_secs()
+        );
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// One connection, to its end or until the server stops (then it finishes what it is doing).
+async fn connection(
+    tcp: TcpStream,
+    svc: Service,
+    mut stop: watch::Receiver<bool>,
+    _live: watch::Receiver<()>,
+) {
+    // A response is written whole at once; Nagle would only hold back the last segment.
+    let _ = tcp.set_nodelay(true);
+    let peer = svc.peer;
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ)
+        .serve_connection(TokioIo::new(tcp), svc);
+    tokio::pin!(conn);
+    // The watch's guard is not `Send`: drop it inside the branch, before the select's output.
+    let told_to_stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        () = told_to_stop => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// What serves a connection's requests.
+#[derive(Clone)]
+struct Service {
+    worker: Worker,
+    peer: SocketAddr,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, req: Request<Incoming>) -> Answer {
+        let phone_fetch = matches!(*req.method(), Method::GET | Method::HEAD)
+            && req.uri().path().starts_with("/p/");
+        let peer = self.peer;
+        if phone_fetch {
+            let st = self.worker.state.clone();
+            let (parts, _) = req.into_parts();
+            return Box::pin(async move { Ok(super::http::fetch(&st, peer, &parts).await) });
+        }
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = self.worker.router.clone();
+        let routed = self
+            .worker
+            .main
+            .spawn(tower_service::Service::call(&mut router, req));
+        Box::pin(async move {
+            Ok(match routed.await {
+                Ok(Ok(r)) => r,
+                Ok(Err(never)) => match never {},
+                // A handler panicked (or the server is going away): the client gets a 500.
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "a request's handler failed");
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            })
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! The plain-HTTP server itself (`src/serve/http_server.rs`): a client that never finishes its
+//! headers is cut off without holding up anyone else, phones' fetches and the API are served
+//! side by side on every serving thread, and a stop lets idle keep-alive connections go at once
+//! while a request in flight still gets its answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::images::sigint;
+use common::*;
+
+/// Reads until the server closes the connection; what it sent.
+async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    out
+}
+
+#[tokio::test]
+async fn a_client_that_dribbles_its_headers_is_cut_off_and_holds_up_no_one() {
+    let env = Env::new();
+    let key = env.seed();
+    let srv = env.start();
+    let mut slow = TcpStream::connect(&srv.addr).await.unwrap();
+    slow.write_all(format!("GET /p/{key}/{T54W_MAC}.cfg HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+
+    // Meanwhile phones are served as usual.
+    for _ in 0..20 {
+        let (st, _) = get(&srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")), T54W_UA).await;
+        assert_eq!(st, 200);
+    }
+
+    // The headers never end: after the header timeout (30 s) the server lets the socket go.
+    let said = tokio::time::timeout(Duration::from_secs(45), read_to_close(&mut slow))
+        .await
+        .expect("the server still held a connection whose headers never ended after 45 s");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(25),
+        "cut off after {took:?}, before the 30 s header timeout"
+    );
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.is_empty() || said.starts_with("HTTP/1.1 408"),
+        "a cut-off client got {said:?}"
+    );
+}
+
+#[tokio::test]
+async fn fetches_and_the_api_are_answered_side_by_side() {
+    let env = Env::new();
+    let key = env.seed();
+    let srv = env.start();
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let client = client.clone();
+        let url = if i % 2 == 0 {
+            srv.url(&format!("/p/{key}/{T54W_MAC}.cfg"))
+        } else {
+            srv.url("/healthz")
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..10 {
+                let r = client
+                    .get(&url)
+                    .header("User-Agent", T54W_UA)
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().iter().all(|&s| s == 200));
+    }
+    // Not a phone's path and not a GET: the router still answers it (here, a refusal).
+    let r = client
+        .post(srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}
+
+#[tokio::test]
+async fn a_stop_lets_idle_connections_go_at_once() {
+    let env = Env::new();
+    let key = env.seed();
+    let mut srv = env.start();
+    // A keep-alive connection, idle after one answer (a phone that has fetched and not closed).
+    let mut idle = TcpStream::connect(&srv.addr).await.unwrap();
+    let req =
+        format!("GET /p/{key}/{T54W_MAC}.cfg HTTP/1.1\r\nHost: x\r\nUser-Agent: {T54W_UA}\r\n\r\n");
+    idle.write_all(req.as_bytes()).await.unwrap();
+    let mut first = [0u8; 64];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+
+    let started = Instant::now();
+    sigint(srv.child.id());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = srv.child.wait().unwrap();
+        (s, srv)
+    })
+    .await
+    .unwrap()
+    .0;
+    let took = started.elapsed();
+    assert!(status.success(), "serve exited with {status}");
+    // The drain bound is 5 s; an idle connection must not hold a stop that long.
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+}
