@@ -166,12 +166,17 @@ async fn phone_request(
     }
 }
 
-/// A phone's GET or HEAD, timed. [`super::http_server`] calls it directly for paths under
-/// `/p/`, so it checks the headers' size itself.
-pub(super) async fn fetch(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
-    if let Some(refusal) = oversized(&req.headers) {
-        return refusal;
+/// A phone's GET or HEAD that bypassed the router ([`super::http_server`] sends those under
+/// `/p/` straight here): the router's header limit, then [`fetch`].
+pub(super) async fn fetch_unrouted(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
+    match oversized(&req.headers) {
+        Some(refusal) => refusal,
+        None => fetch(st, peer, req).await,
     }
+}
+
+/// A phone's GET or HEAD, timed.
+async fn fetch(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
     let started = std::time::Instant::now();
     let r = answer(st, peer, req).await;
     st.latency.record(started.elapsed().as_secs_f64());

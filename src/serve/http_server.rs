@@ -199,7 +199,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         if phone_fetch {
             let st = self.worker.state.clone();
             let (parts, _) = req.into_parts();
-            return Box::pin(async move { Ok(super::http::fetch(&st, peer, &parts).await) });
+            return Box::pin(
+                async move { Ok(super::http::fetch_unrouted(&st, peer, &parts).await) },
+            );
         }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
