@@ -121,3 +121,24 @@ async fn a_stop_lets_idle_connections_go_at_once() {
     // The drain bound is 5 s; an idle connection must not hold a stop that long.
     assert!(took < Duration::from_secs(3), "stop took {took:?}");
 }
+
+#[tokio::test]
+async fn oversized_headers_get_431_on_the_fast_path_and_through_the_router() {
+    let env = Env::new();
+    let key = env.seed();
+    let srv = env.start();
+    let client = reqwest::Client::new();
+    // Two 20 KB headers: 40 KB in all, over the 32 KiB limit; each alone is within hyper's.
+    let big = "a".repeat(20 * 1024);
+    for path in [format!("/p/{key}/{T54W_MAC}.cfg"), "/healthz".to_string()] {
+        let r = client
+            .get(srv.url(&path))
+            .header("User-Agent", T54W_UA)
+            .header("X-One", &big)
+            .header("X-Two", &big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 431, "{path}");
+    }
+}
