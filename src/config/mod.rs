@@ -317,7 +317,8 @@ pub struct ServeArgs {
 
     /// Memory for phones' rendered files, in MiB: the files of phones that are booting are
     /// served from memory, the rest from `<data-dir>/rendered/` (and the OS page cache).
-    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 32)]
+    /// 8 MiB holds about 4,000 T54Ws' files, eight times the phones a storm has in flight.
+    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 8)]
     pub file_cache_mb: usize,
 
     /// A web console session ends after this long without a request (e.g. 30m, 2h).
