@@ -317,8 +317,9 @@ pub struct ServeArgs {
 
     /// Memory for phones' rendered files, in MiB: the files of phones that are booting are
     /// served from memory, the rest from `<data-dir>/rendered/` (and the OS page cache).
-    /// 8 MiB holds about 4,000 T54Ws' files, eight times the phones a storm has in flight.
-    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 8)]
+    /// A phone is kept from its fourth read from disk, so phones that boot once (a storm)
+    /// pass through; 32 MiB holds about 16,000 T54Ws that keep asking.
+    #[arg(long, env = "PHONEPROV_FILE_CACHE_MB", default_value_t = 32)]
     pub file_cache_mb: usize,
 
     /// A web console session ends after this long without a request (e.g. 30m, 2h).
