@@ -8,9 +8,10 @@
 //! Yealink's boot reads its phone's record three times (`<mac>.boot`, `y000000000000.boot`,
 //! `<mac>.cfg`), so phones that boot once — a storm of them — pass through without pushing out
 //! the phones that keep asking, and without growing the cache to its bound. Their reads come
-//! from the OS page cache: `scripts/bench-scale` measured the same storm time either way. Kept our own: no cache crate is vendored here, and what is
-//! needed — a byte bound, a sync API usable from every transport, no background thread — is
-//! this small.
+//! from the OS page cache: `scripts/bench-scale` measured the same storm time either way.
+//!
+//! Kept our own: no cache crate is vendored here, and what is needed — a byte bound, a sync
+//! API usable from every transport, no background thread — is this small.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
@@ -246,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn phones_read_once_or_twice_pass_through() {
+    fn phones_read_three_times_in_a_boot_pass_through() {
         let c = FileCache::new(SHARDS * 10_000);
         let hot = 1_000_000;
         insert(&c, key(hot, 1), file(1000));
