@@ -111,9 +111,10 @@ impl FileCache {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// Counts a read from disk of `key`'s phone; true on the one that keeps it. Races between
-    /// threads can lose a count, which only delays keeping a phone.
-    fn admit(&self, key: &Key) -> bool {
+    /// Counts a read from disk of `key`'s phone; true on the one whose files are to be kept
+    /// ([`FileCache::insert`]). Races between threads can lose a count, which only delays
+    /// keeping a phone.
+    pub fn count_read(&self, key: &Key) -> bool {
         let h = self.hasher.hash_one((key, "seen"));
         let Some(slot) = self.seen.get(h as usize % SEEN_SLOTS) else {
             return false;
@@ -144,10 +145,10 @@ impl FileCache {
         }
     }
 
-    /// Offers a phone's files just read from disk: kept from the phone's [`ADMIT_ON`]th read.
+    /// Keeps a phone's files just read from disk, on the read [`FileCache::count_read`] chose.
     pub fn insert(&self, key: Key, file: Arc<PhoneFiles>) {
         let cost = file.cost();
-        if cost > self.per_shard || !self.admit(&key) {
+        if cost > self.per_shard {
             return;
         }
         let Ok(mut s) = self.shard(&key).lock() else {
@@ -220,10 +221,17 @@ mod tests {
         })
     }
 
+    /// One read of a phone from disk, as `DiskFiles::read` does it.
+    fn read(c: &FileCache, k: Key, f: Arc<PhoneFiles>) {
+        if c.count_read(&k) {
+            c.insert(k, f);
+        }
+    }
+
     /// Reads a phone from disk until the cache keeps it.
     fn insert(c: &FileCache, k: Key, f: Arc<PhoneFiles>) {
         for _ in 0..ADMIT_ON {
-            c.insert(k, f.clone());
+            read(c, k, f.clone());
         }
     }
 
@@ -254,13 +262,13 @@ mod tests {
         // A storm: each phone's boot file, the generic boot file, then its config.
         for i in 0..2000 {
             for _ in 0..3 {
-                c.insert(key(i, 1), file(1000));
+                read(&c, key(i, 1), file(1000));
             }
         }
         assert_eq!(c.size().1, 1, "only the phone read more often is held");
         assert!(c.get(&key(hot, 1)).is_some());
         // A phone that boots again (after a firmware update, say) is kept on its next read.
-        c.insert(key(7, 1), file(1000));
+        read(&c, key(7, 1), file(1000));
         assert!(c.get(&key(7, 1)).is_some());
     }
 

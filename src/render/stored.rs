@@ -181,8 +181,10 @@ impl DiskFiles {
         if let Some(p) = self.cache.get(&key) {
             return p.get(name);
         }
+        // A read the cache will not keep checks and holds only the file asked for.
+        let keep = self.cache.count_read(&key);
         let raw = Bytes::from(pack.record(mac)?);
-        let phone = match decode(&raw, mac) {
+        let phone = match decode(&raw, mac, (!keep).then_some(name)) {
             Ok(p) => Arc::new(p),
             Err(why) => {
                 tracing::error!(site_id = pack.site_id, generation = pack.generation, %mac, why,
@@ -190,7 +192,9 @@ impl DiskFiles {
                 return None;
             }
         };
-        self.cache.insert(key, phone.clone());
+        if keep {
+            self.cache.insert(key, phone.clone());
+        }
         phone.get(name)
     }
 
@@ -463,10 +467,9 @@ fn load_gen(dir: &Path, site_id: i64, generation: u64) -> std::io::Result<SitePa
     })
 }
 
-/// A phone's files from its record, each checked against its digest.
-/// A record's files, each checked against its digest. The bodies are slices of `rec` (one
-/// allocation per phone, not one per file).
-fn decode(rec: &Bytes, mac: Mac) -> Result<PhoneFiles, &'static str> {
+/// A record's files (only the one named `only`, if given), each checked against its digest.
+/// The bodies are slices of `rec` (one allocation per phone, not one per file).
+fn decode(rec: &Bytes, mac: Mac, only: Option<&str>) -> Result<PhoneFiles, &'static str> {
     let take = |at: &mut usize, n: usize| -> Result<&[u8], &'static str> {
         let s = rec.get(*at..*at + n).ok_or("record cut short")?;
         *at += n;
@@ -488,6 +491,9 @@ fn decode(rec: &Bytes, mac: Mac) -> Result<PhoneFiles, &'static str> {
         let name = std::str::from_utf8(take(&mut at, n as usize)?).map_err(|_| "bad name")?;
         let start = at;
         let body = take(&mut at, b as usize)?;
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         if Sha256::digest(body)[..] != *digest {
             return Err("digest mismatch");
         }
