@@ -130,6 +130,13 @@ impl FileCache {
         false
     }
 
+    /// Looks `key` up as [`FileCache::get`] does, without counting or marking it: the same
+    /// work for a phone that is not there (see [`super::DiskFiles::decoy`]).
+    pub fn probe(&self, key: &Key) -> Option<Arc<PhoneFiles>> {
+        let s = self.shard(key).lock().ok()?;
+        s.map.get(key).map(|e| e.file.clone())
+    }
+
     pub fn get(&self, key: &Key) -> Option<Arc<PhoneFiles>> {
         let mut s = self.shard(key).lock().ok()?;
         match s.map.get_mut(key) {

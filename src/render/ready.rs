@@ -88,10 +88,13 @@ impl SiteFiles {
         if let Some(f) = self.files.get(name) {
             return Some(f.clone());
         }
-        let mac = mac.filter(|m| self.phones.contains_key(m))?;
-        self.disk
-            .as_ref()?
-            .read(self.pack.as_ref()?, self.version, name, mac)
+        let (disk, pack) = (self.disk.as_ref()?, self.pack.as_ref()?);
+        let mac = mac?;
+        if !self.phones.contains_key(&mac) {
+            disk.decoy(pack, self.version, name, mac);
+            return None;
+        }
+        disk.read(pack, self.version, name, mac)
     }
 }
 

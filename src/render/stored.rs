@@ -46,6 +46,8 @@ pub struct State {
 pub struct DiskFiles {
     root: PathBuf,
     cache: FileCache,
+    /// A phone's worth of names no request matches: what a lookup for an unknown MAC searches.
+    decoy: PhoneFiles,
 }
 
 /// One generation of a site's pack, with its index: immutable once published.
@@ -149,9 +151,19 @@ impl DiskFiles {
     pub fn open(data_dir: &Path, cache_bytes: usize) -> std::io::Result<DiskFiles> {
         let root = data_dir.join(DIR);
         std::fs::create_dir_all(&root)?;
+        let blank = Arc::new(ReadyFile::new(Vec::new(), "text/plain"));
+        let decoy = [
+            "000000000000.boot",
+            "000000000000.cfg",
+            "000000000000-x.cfg",
+        ]
+        .map(|n| (Box::from(n), blank.clone()));
         Ok(DiskFiles {
             root,
             cache: FileCache::new(cache_bytes),
+            decoy: PhoneFiles {
+                files: decoy.into(),
+            },
         })
     }
 
@@ -196,6 +208,20 @@ impl DiskFiles {
             self.cache.insert(key, phone.clone());
         }
         phone.get(name)
+    }
+
+    /// The lookup [`DiskFiles::read`] does for a phone in memory, for a MAC that is in no
+    /// site: a cache lookup and a search of a phone's names, the result thrown away. Without
+    /// it an unknown MAC answers measurably sooner than a known one (`tests/timing.rs`), and a
+    /// scanner could tell which MACs exist by time.
+    pub fn decoy(&self, pack: &SitePack, version: u64, name: &str, mac: Mac) {
+        let key = Key {
+            site_id: pack.site_id,
+            version,
+            mac,
+        };
+        let held = self.cache.probe(&key);
+        std::hint::black_box(held.as_deref().unwrap_or(&self.decoy).get(name));
     }
 
     /// What the files were rendered from, if that was recorded.
