@@ -225,3 +225,33 @@ fn the_compact_index_finds_every_phone_and_keeps_the_last_entry_of_a_repeat() {
     assert_eq!(idx.get(mac("001122334455")), None);
     assert_eq!(idx.iter().count(), 1000);
 }
+
+#[test]
+fn a_decoy_lookup_counts_nothing_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = DiskFiles::open(dir.path(), 1 << 20).unwrap();
+    let known = mac("805ec0aabbcc");
+    let mut w = d.new_pack(3, None).unwrap();
+    w.put(known, &[("805ec0aabbcc.cfg".into(), file("a = 1\n"))])
+        .unwrap();
+    let p = w.finish().unwrap();
+    // Kept from its fourth read from disk; the fifth is a memory hit.
+    for _ in 0..5 {
+        assert!(d.read(&p, 1, "805ec0aabbcc.cfg", known).is_some());
+    }
+    let before = d.cache().hits_misses();
+    for name in ["001565000001.cfg", "000000000000.cfg", "805ec0aabbcc.cfg"] {
+        d.decoy(&p, 1, name, mac("001565000001"));
+        d.decoy(&p, 1, name, known);
+    }
+    assert_eq!(
+        d.cache().hits_misses(),
+        before,
+        "a decoy is not a lookup the metrics count"
+    );
+    // An unknown MAC read after decoys is still a miss from disk, then nothing.
+    assert!(
+        d.read(&p, 1, "001565000001.cfg", mac("001565000001"))
+            .is_none()
+    );
+}
