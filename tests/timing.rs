@@ -171,7 +171,7 @@ async fn misses_take_as_long_whatever_their_cause() {
             }
         }
         println!(
-            "attempt {attempt}, median per case:\n  {}\nmedian difference per pair, round by round:\n  {}",
+            "attempt {attempt}, median per case:\n  {}\nper pair, the mean of the middle half of its round-by-round differences:\n  {}",
             report.join("\n  "),
             pairs.join("\n  ")
         );
@@ -204,9 +204,15 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// The median of some durations, in µs.
+/// The median of some durations, in µs (the mean of the middle two for an even count).
 fn median(ds: Vec<Duration>) -> f64 {
-    median_f(ds.into_iter().map(us).collect())
+    let mut xs: Vec<f64> = ds.into_iter().map(us).collect();
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n % 2 {
+        1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }
 
 /// The mean of the middle half: the quarter above and the quarter below left out.
@@ -215,14 +221,4 @@ fn middle_mean(mut xs: Vec<f64>) -> f64 {
     let n = xs.len();
     let mid = &xs[n / 4..n - n / 4];
     mid.iter().sum::<f64>() / mid.len() as f64
-}
-
-/// The median (the mean of the middle two for an even count).
-fn median_f(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    match n % 2 {
-        1 => xs[n / 2],
-        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }

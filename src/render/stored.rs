@@ -63,6 +63,15 @@ pub struct SitePack {
 }
 
 impl SitePack {
+    /// The cache's key for a phone of this pack, as its site was published at `version`.
+    fn key(&self, version: u64, mac: Mac) -> Key {
+        Key {
+            site_id: self.site_id,
+            version,
+            mac,
+        }
+    }
+
     /// Whether superseded records make up most of the pack (time for a new generation).
     pub fn mostly_dead(&self) -> bool {
         let live: u64 = self.index.iter().map(|(_, _, l)| u64::from(l)).sum();
@@ -185,11 +194,7 @@ impl DiskFiles {
         name: &str,
         mac: Mac,
     ) -> Option<Arc<ReadyFile>> {
-        let key = Key {
-            site_id: pack.site_id,
-            version,
-            mac,
-        };
+        let key = pack.key(version, mac);
         if let Some(p) = self.cache.get(&key) {
             return p.get(name);
         }
@@ -215,12 +220,7 @@ impl DiskFiles {
     /// it an unknown MAC answers measurably sooner than a known one (`tests/timing.rs`), and a
     /// scanner could tell which MACs exist by time.
     pub fn decoy(&self, pack: &SitePack, version: u64, name: &str, mac: Mac) {
-        let key = Key {
-            site_id: pack.site_id,
-            version,
-            mac,
-        };
-        let held = self.cache.probe(&key);
+        let held = self.cache.probe(&pack.key(version, mac));
         std::hint::black_box(held.as_deref().unwrap_or(&self.decoy).get(name));
     }
 
