@@ -9,6 +9,10 @@
 //! `<mac>.cfg`), so phones that boot once — a storm of them — pass through without pushing out
 //! the phones that keep asking, and without growing the cache to its bound. Their reads come
 //! from the OS page cache: `scripts/bench-scale` measured the same storm time either way.
+//! A phone that answers Digest asks for each file twice (the challenge, then the answer, and
+//! both read the record so that they take the same time as for any phone): a read of the name
+//! the phone's last read was for counts once for the two, so a phone with a login also passes
+//! through on its first boot.
 //!
 //! Kept our own: no cache crate is vendored here, and what is needed — a byte bound, a sync
 //! API usable from every transport, no background thread — is this small.
@@ -79,6 +83,12 @@ const ADMIT_ON: u64 = 4;
 /// Slots remembering recent reads from disk (8 bytes each): a phone's count is forgotten when
 /// another phone takes its slot, which only delays keeping it.
 const SEEN_SLOTS: usize = 1 << 16;
+/// A slot's layout: the upper 40 bits of the phone's hash, 16 bits of the last name read, one
+/// bit set once a repeat of that name has been let go uncounted, 7 bits of count.
+const TAG_SHIFT: u32 = 24;
+const NAME_SHIFT: u32 = 8;
+const REPEATED: u64 = 0x80;
+const COUNT: u64 = 0x7f;
 
 /// The cache, bounded by bytes.
 #[derive(Debug)]
@@ -88,7 +98,7 @@ pub struct FileCache {
     hasher: std::collections::hash_map::RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Per slot: the upper bits of a key's hash, then 8 bits counting its reads from disk.
+    /// Per slot: a phone's reads from disk (layout at [`TAG_SHIFT`]).
     seen: Box<[AtomicU64]>,
 }
 
@@ -111,22 +121,33 @@ impl FileCache {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// Counts a read from disk of `key`'s phone; true on the one whose files are to be kept
-    /// ([`FileCache::insert`]). Races between threads can lose a count, which only delays
-    /// keeping a phone.
-    pub fn count_read(&self, key: &Key) -> bool {
+    /// Counts a read from disk of `key`'s phone for `name`; true on the one whose files are to
+    /// be kept ([`FileCache::insert`]). A read of the same name as the phone's last read counts
+    /// once for the two (a Digest challenge and its answer); a third in a row counts again, so
+    /// a phone that keeps asking for one file is still kept. Races between threads can lose a
+    /// count, which only delays keeping a phone.
+    pub fn count_read(&self, key: &Key, name: &str) -> bool {
         let h = self.hasher.hash_one((key, "seen"));
         let Some(slot) = self.seen.get(h as usize % SEEN_SLOTS) else {
             return false;
         };
-        let tag = h >> 16;
+        let tag = h >> TAG_SHIFT;
+        let name = u64::from(name_bits(name)) << NAME_SHIFT;
         let was = slot.load(Ordering::Relaxed);
-        let count = if was >> 8 == tag { (was & 0xff) + 1 } else { 1 };
+        let (mut count, last) = match was >> TAG_SHIFT == tag {
+            true => (was & COUNT, was & (0xffff << NAME_SHIFT)),
+            false => (0, u64::MAX),
+        };
+        if last == name && was & REPEATED == 0 {
+            slot.store(was | REPEATED, Ordering::Relaxed);
+            return false;
+        }
+        count += 1;
         if count >= ADMIT_ON {
             slot.store(0, Ordering::Relaxed);
             return true;
         }
-        slot.store((tag << 8) | count, Ordering::Relaxed);
+        slot.store((tag << TAG_SHIFT) | name | count, Ordering::Relaxed);
         false
     }
 
@@ -208,6 +229,15 @@ impl FileCache {
     }
 }
 
+/// 16 bits standing for a file name (FNV-1a, folded): two names of one phone that share them
+/// only make a read count once too few.
+fn name_bits(name: &str) -> u16 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,17 +258,24 @@ mod tests {
         })
     }
 
-    /// One read of a phone from disk, as `DiskFiles::read` does it.
-    fn read(c: &FileCache, k: Key, f: Arc<PhoneFiles>) {
-        if c.count_read(&k) {
+    /// One read of a phone's `name` from disk, as `DiskFiles::read` does it.
+    fn read(c: &FileCache, k: Key, name: &str, f: Arc<PhoneFiles>) {
+        if c.count_read(&k, name) {
             c.insert(k, f);
         }
     }
 
+    /// A Yealink's boot: the phone's record is read for these.
+    const BOOT: [&str; 3] = [
+        "805ec0000001.boot",
+        "y000000000000.boot",
+        "805ec0000001.cfg",
+    ];
+
     /// Reads a phone from disk until the cache keeps it.
     fn insert(c: &FileCache, k: Key, f: Arc<PhoneFiles>) {
-        for _ in 0..ADMIT_ON {
-            read(c, k, f.clone());
+        for n in 0..ADMIT_ON {
+            read(c, k, &format!("f{n}.cfg"), f.clone());
         }
     }
 
@@ -268,8 +305,8 @@ mod tests {
         insert(&c, key(hot, 1), file(1000));
         // A storm: each phone's boot file, the generic boot file, then its config.
         for i in 0..2000 {
-            for _ in 0..3 {
-                read(&c, key(i, 1), file(1000));
+            for name in BOOT {
+                read(&c, key(i, 1), name, file(1000));
             }
         }
         assert_eq!(c.size().1, 1, "only the phone read more often is held");
@@ -277,8 +314,38 @@ mod tests {
         // A phone that boots again (after a firmware update, say) is kept on its next read.
         // The storm's last phone: an earlier one's count may have been taken over by a later
         // phone hashed to the same slot (65,536 of them), which only delays keeping it.
-        read(&c, key(1999, 1), file(1000));
+        read(&c, key(1999, 1), BOOT[0], file(1000));
         assert!(c.get(&key(1999, 1)).is_some());
+    }
+
+    #[test]
+    fn phones_answering_digest_pass_through_their_first_boot_too() {
+        let c = FileCache::new(SHARDS * 10_000);
+        // Each file twice: the challenge, then the answer with the login.
+        for i in 0..2000 {
+            for name in BOOT {
+                read(&c, key(i, 1), name, file(1000));
+                read(&c, key(i, 1), name, file(1000));
+            }
+        }
+        assert_eq!(c.size().1, 0, "a storm of first boots is not held");
+        // Booting again, it is kept on its first read, as a phone without a login is.
+        read(&c, key(1999, 1), BOOT[0], file(1000));
+        assert!(c.get(&key(1999, 1)).is_some());
+    }
+
+    #[test]
+    fn a_phone_asking_for_one_file_over_and_over_is_kept() {
+        let c = FileCache::new(SHARDS * 10_000);
+        let k = key(7, 1);
+        let mut reads = 0;
+        while c.get(&k).is_none() {
+            assert!(reads < 2 * ADMIT_ON, "not kept after {reads} reads");
+            read(&c, k, BOOT[2], file(1000));
+            reads += 1;
+        }
+        // Every other repeat counts: kept on the seventh read.
+        assert_eq!(reads, 2 * ADMIT_ON - 1);
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl DiskFiles {
             return p.get(name);
         }
         // A read the cache will not keep checks and holds only the file asked for.
-        let keep = self.cache.count_read(&key);
+        let keep = self.cache.count_read(&key, name);
         let raw = Bytes::from(pack.record(mac)?);
         let phone = match decode(&raw, mac, (!keep).then_some(name)) {
             Ok(p) => Arc::new(p),
