@@ -2,14 +2,16 @@
 //! `qop=auth`, which is what desk phones speak), with nonces the server mints and checks.
 //!
 //! A nonce is `hex(issued-ms ‖ 8 random bytes ‖ HMAC-SHA256(secret, both)[..8])`: the server can
-//! tell its own nonces and their age without storing them. Only nonces that carried a valid
-//! answer are remembered, with the nonce counts used, so a replayed answer (same nonce and
-//! count) is refused and memory grows with real phones, not with scanners.
+//! tell its own nonces and their age without storing them. Only answers that were valid are
+//! remembered (a fingerprint of nonce and count, [`replays`]), so a replayed answer (same nonce
+//! and count) is refused and memory grows with real phones' fetches, not with scanners.
 //!
 //! Every check compares against every candidate credential in constant time and never stops at
 //! the first mismatch, so how long a check takes says nothing about which part was wrong.
 
-use std::collections::{HashMap, HashSet};
+pub mod replays;
+
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
@@ -55,10 +57,10 @@ impl Outcome {
     }
 }
 
-/// Mints and checks nonces; remembers used ones.
+/// Mints and checks nonces; remembers used answers.
 pub struct Authenticator {
     secret: [u8; 32],
-    used: Mutex<HashMap<String, (i64, HashSet<String>)>>,
+    used: Mutex<replays::Replays>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -89,7 +91,7 @@ impl Authenticator {
     pub fn with_secret(secret: [u8; 32]) -> Authenticator {
         Authenticator {
             secret,
-            used: Mutex::new(HashMap::new()),
+            used: Mutex::default(),
         }
     }
 }
@@ -216,7 +218,8 @@ impl Authenticator {
         ];
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         let mut matched = [false; 2];
-        let mut replay_of: Option<(String, String)> = None;
+        let params;
+        let mut replay_of: Option<(&str, &str)> = None;
         if scheme.eq_ignore_ascii_case("basic") {
             let Some(decoded) = base64::engine::general_purpose::STANDARD
                 .decode(rest.trim())
@@ -232,8 +235,8 @@ impl Authenticator {
                 matched[i] = bool::from(ok) && *real;
             }
         } else if scheme.eq_ignore_ascii_case("digest") {
-            let p = parse_params(rest);
-            let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+            params = parse_params(rest);
+            let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
             let (user, nonce, duri, resp) =
                 (get("username"), get("nonce"), get("uri"), get("response"));
             let (qop, nc, cnonce) = (get("qop"), get("nc"), get("cnonce"));
@@ -260,7 +263,7 @@ impl Authenticator {
                 matched[i] = bool::from(ok) && *real && well_formed && fresh;
             }
             if matched.iter().any(|m| *m) {
-                replay_of = Some((nonce.to_string(), nc.to_string()));
+                replay_of = Some((nonce, nc));
             }
         } else {
             return Outcome::Wrong;
@@ -275,13 +278,17 @@ impl Authenticator {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            if g.len() > 10_000 {
-                g.retain(|_, (at, _)| now - *at < NONCE_TTL_MS);
-            }
-            let (_, ncs) = g.entry(nonce).or_insert_with(|| (now, HashSet::new()));
-            // Without qop there is no count: such a nonce answers once.
-            if !ncs.insert(nc) || ncs.len() > 100_000 {
-                return Outcome::Replayed;
+            match g.record(nonce, nc, now) {
+                replays::Use::First => {}
+                replays::Use::Replayed => return Outcome::Replayed,
+                replays::Use::Full => {
+                    tracing::warn!(
+                        max = replays::MAX_PER_GENERATION,
+                        "the record of Digest answers is full: answers are refused until its \
+                         generation turns (at most one nonce lifetime)"
+                    );
+                    return Outcome::Replayed;
+                }
             }
         }
         outcome
