@@ -654,6 +654,39 @@ fn raw_http(addr: &str, request: &[u8]) -> Option<u16> {
 }
 
 #[tokio::test]
+async fn a_connection_closed_after_its_response_ends_cleanly_with_the_whole_body() {
+    let env = Env::new();
+    let key = env.seed();
+    let srv = env.start();
+    let path = format!("/p/{key}/{T54W_MAC}.cfg");
+    let (st, body) = get(&srv.url(&path), T54W_UA).await;
+    assert_eq!(st, 200);
+    // The server closes such a connection without a shutdown first: the client must still
+    // see the whole response, then the end of the stream (not a reset, not a hang).
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {T54W_UA}\r\nConnection: close\r\n\r\n"
+    );
+    let addr = srv.addr.clone();
+    for _ in 0..20 {
+        let (addr, req) = (addr.clone(), req.clone());
+        let got = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(req.as_bytes())?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).map(|_| buf)
+        })
+        .await
+        .unwrap()
+        .expect("the response, then the end of the stream within 5 s");
+        let text = String::from_utf8(got).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");
+        assert!(text.ends_with(&body), "the whole body");
+    }
+}
+
+#[tokio::test]
 async fn traversal_and_malformed_requests_are_refused_without_harm() {
     let env = Env::new();
     let key = env.seed();
