@@ -17,6 +17,7 @@ pub mod timezone;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use cache::Asked;
 use context::{PhoneCtx, PhoneFileCtx, SiteCtx, SiteFileCtx, merge_settings, parse_time_zone};
 pub use ready::{FirmwareIndex, Ready, ReadyFile, SiteFiles, Snapshot};
 

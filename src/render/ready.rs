@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::cache::Asked;
 use crate::mac::Mac;
 
 /// Bytes ready to send, with their entity tag.
@@ -83,8 +84,9 @@ pub struct SiteFiles {
 
 impl SiteFiles {
     /// The file `name` of the site; `mac` is the phone it names, if any. A phone's file is
-    /// looked for only if the phone is in the site.
-    pub fn get(&self, name: &str, mac: Option<Mac>) -> Option<Arc<ReadyFile>> {
+    /// looked for only if the phone is in the site; `asked` says whether the request is
+    /// refused for its login (it counts toward keeping the phone in memory differently).
+    pub fn get(&self, name: &str, mac: Option<Mac>, asked: Asked) -> Option<Arc<ReadyFile>> {
         if let Some(f) = self.files.get(name) {
             return Some(f.clone());
         }
@@ -94,7 +96,7 @@ impl SiteFiles {
             disk.decoy(pack, self.version, name, mac);
             return None;
         }
-        disk.read(pack, self.version, name, mac)
+        disk.read(pack, self.version, name, mac, asked)
     }
 }
 

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::ReadyFile;
-use super::cache::{FileCache, Key, PhoneFiles};
+use super::cache::{Asked, FileCache, Key, PhoneFiles};
 use crate::mac::Mac;
 
 /// The directory under the data dir.
@@ -193,13 +193,14 @@ impl DiskFiles {
         version: u64,
         name: &str,
         mac: Mac,
+        asked: Asked,
     ) -> Option<Arc<ReadyFile>> {
         let key = pack.key(version, mac);
         if let Some(p) = self.cache.get(&key) {
             return p.get(name);
         }
         // A read the cache will not keep checks and holds only the file asked for.
-        let keep = self.cache.count_read(&key, name);
+        let keep = self.cache.count_read(&key, name, asked);
         let raw = Bytes::from(pack.record(mac)?);
         let phone = match decode(&raw, mac, (!keep).then_some(name)) {
             Ok(p) => Arc::new(p),

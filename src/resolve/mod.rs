@@ -21,7 +21,7 @@ use crate::audit::{self, AuditBuffer};
 use crate::catalog::{Catalog, UserAgent};
 use crate::lastseen::SeenBuffer;
 use crate::mac::Mac;
-use crate::render::{Ready, ReadyFile, SiteFiles};
+use crate::render::{Asked, Ready, ReadyFile, SiteFiles};
 use crate::store::now_ms;
 
 mod answer;
@@ -307,10 +307,14 @@ impl Resolver {
             None => keyless_site(snap.keyless(), &target.name, &mut ua_mac),
         };
         let gate = self.gate(site.as_deref(), facts, now);
+        let asked = match gate {
+            Gate::Auth(o) if !o.ok() => Asked::Refused,
+            _ => Asked::Granted,
+        };
         let per_mac = name_mac(&target.name);
         let file = site
             .as_ref()
-            .and_then(|s| lookup(s, &target.name, per_mac, &mut ua_mac));
+            .and_then(|s| lookup(s, &target.name, per_mac, &mut ua_mac, asked));
         // A key that names no site does a site's lookup all the same (in any site, the result
         // thrown away): otherwise a wrong key answers measurably sooner than a right one, and
         // a scanner could tell keys apart by time (tests/timing.rs).
@@ -318,7 +322,7 @@ impl Resolver {
             && target.key.is_some()
             && let Some(decoy) = snap.sites().next()
         {
-            std::hint::black_box(lookup(decoy, &target.name, per_mac, &mut ua_mac));
+            std::hint::black_box(lookup(decoy, &target.name, per_mac, &mut ua_mac, asked));
         }
         // A known phone whose files are still being rendered after a start: it waits.
         let pending = file.is_none()
@@ -529,8 +533,9 @@ fn lookup(
     name: &str,
     mac: Option<Mac>,
     ua_mac: &mut impl FnMut() -> Option<Mac>,
+    asked: Asked,
 ) -> Option<Arc<ReadyFile>> {
-    if let Some(f) = site.get(name, mac) {
+    if let Some(f) = site.get(name, mac, asked) {
         return Some(f);
     }
     // Aliases name no MAC; a per-MAC name that missed is a miss, decided without parsing the
@@ -541,5 +546,9 @@ fn lookup(
     let mac = ua_mac()?;
     let vendor = Catalog::get().vendor(site.phones.get(&mac)?)?;
     let alias = vendor.aliases.iter().find(|a| a.name == name)?;
-    site.get(&alias.serves.replace("{mac}", &mac.to_string()), Some(mac))
+    site.get(
+        &alias.serves.replace("{mac}", &mac.to_string()),
+        Some(mac),
+        asked,
+    )
 }

@@ -30,21 +30,27 @@ fn round_trip_generations_and_appends() {
     .unwrap();
     assert!(d.load(7).is_none(), "nothing is visible before finish");
     let p1 = w.finish().unwrap();
-    let got = d.read(&p1, 1, "805ec0aabbcc.cfg", a).unwrap();
+    let got = d
+        .read(&p1, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+        .unwrap();
     assert_eq!(
         (got.bytes.clone(), got.etag.clone()),
         (cfg.bytes.clone(), cfg.etag.clone())
     );
     assert_eq!(
-        d.read(&p1, 1, "805ec0aabbcc.boot", a).unwrap().bytes,
+        d.read(&p1, 1, "805ec0aabbcc.boot", a, Asked::Granted)
+            .unwrap()
+            .bytes,
         boot.bytes
     );
     assert!(
-        d.read(&p1, 1, "805ec0aabbcd.cfg", b).is_none(),
+        d.read(&p1, 1, "805ec0aabbcd.cfg", b, Asked::Granted)
+            .is_none(),
         "unknown phone"
     );
     assert!(
-        d.read(&p1, 1, "805ec0aabbcc.xml", a).is_none(),
+        d.read(&p1, 1, "805ec0aabbcc.xml", a, Asked::Granted)
+            .is_none(),
         "no such file"
     );
 
@@ -60,16 +66,23 @@ fn round_trip_generations_and_appends() {
     let loaded = fresh.load(7).unwrap();
     assert_eq!(loaded.phones(), 2);
     assert_eq!(
-        fresh.read(&loaded, 2, "805ec0aabbcc.cfg", a).unwrap().bytes,
+        fresh
+            .read(&loaded, 2, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .unwrap()
+            .bytes,
         cfg2.bytes
     );
     assert!(
-        fresh.read(&loaded, 2, "805ec0aabbcc.boot", a).is_none(),
+        fresh
+            .read(&loaded, 2, "805ec0aabbcc.boot", a, Asked::Granted)
+            .is_none(),
         "the new record replaced the old"
     );
     // The old snapshot still reads what it published (from memory or its own index).
     assert_eq!(
-        d.read(&p1, 1, "805ec0aabbcc.cfg", a).unwrap().bytes,
+        d.read(&p1, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .unwrap()
+            .bytes,
         cfg.bytes
     );
 
@@ -86,10 +99,16 @@ fn round_trip_generations_and_appends() {
     assert!(names.iter().all(|n| n.ends_with("-2")), "{names:?}");
     let loaded = DiskFiles::open(dir.path(), 0).unwrap().load(7).unwrap();
     assert_eq!(loaded.phones(), 1);
-    assert!(d.read(&p2, 3, "805ec0aabbcc.cfg", a).is_none());
+    assert!(
+        d.read(&p2, 3, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .is_none()
+    );
     // p1b's file was unlinked, but a reader holding it still can read it.
     assert_eq!(
-        fresh.read(&p1b, 4, "805ec0aabbcd.cfg", b).unwrap().bytes,
+        fresh
+            .read(&p1b, 4, "805ec0aabbcd.cfg", b, Asked::Granted)
+            .unwrap()
+            .bytes,
         cfg.bytes
     );
 }
@@ -109,12 +128,14 @@ fn damage_is_never_served_and_a_broken_index_falls_back() {
     raw[n - 3] ^= 1;
     std::fs::write(&pack, &raw).unwrap();
     assert!(
-        d.read(&p, 1, "805ec0aabbcc.cfg", a).is_none(),
+        d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .is_none(),
         "a flipped bit is not served"
     );
     std::fs::write(&pack, &raw[..10]).unwrap();
     assert!(
-        d.read(&p, 2, "805ec0aabbcc.cfg", a).is_none(),
+        d.read(&p, 2, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .is_none(),
         "a cut record is not served"
     );
     // An index that does not check out is not used.
@@ -159,11 +180,15 @@ fn an_append_after_a_failed_one_lands_where_its_index_says() {
         .unwrap();
     let p = w.finish().unwrap();
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcd.cfg", b).unwrap().bytes[..],
+        &d.read(&p, 1, "805ec0aabbcd.cfg", b, Asked::Granted)
+            .unwrap()
+            .bytes[..],
         b"two\n"
     );
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcc.cfg", a).unwrap().bytes[..],
+        &d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .unwrap()
+            .bytes[..],
         b"one\n"
     );
 }
@@ -195,7 +220,9 @@ fn an_unfinished_writer_leaves_nothing_behind() {
     drop(w);
     assert_eq!(std::fs::metadata(site.join("pack-1")).unwrap().len(), len);
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcc.cfg", a).unwrap().bytes[..],
+        &d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+            .unwrap()
+            .bytes[..],
         b"one\n"
     );
 }
@@ -237,7 +264,10 @@ fn a_decoy_lookup_counts_nothing_and_keeps_nothing() {
     let p = w.finish().unwrap();
     // Kept from its fourth read from disk; the fifth is a memory hit.
     for _ in 0..5 {
-        assert!(d.read(&p, 1, "805ec0aabbcc.cfg", known).is_some());
+        assert!(
+            d.read(&p, 1, "805ec0aabbcc.cfg", known, Asked::Granted)
+                .is_some()
+        );
     }
     let before = d.cache().hits_misses();
     for name in ["001565000001.cfg", "000000000000.cfg", "805ec0aabbcc.cfg"] {
@@ -251,7 +281,13 @@ fn a_decoy_lookup_counts_nothing_and_keeps_nothing() {
     );
     // An unknown MAC read after decoys is still a miss from disk, then nothing.
     assert!(
-        d.read(&p, 1, "001565000001.cfg", mac("001565000001"))
-            .is_none()
+        d.read(
+            &p,
+            1,
+            "001565000001.cfg",
+            mac("001565000001"),
+            Asked::Granted
+        )
+        .is_none()
     );
 }
