@@ -96,24 +96,7 @@ pub async fn serve(
 /// setting, so no connection pays a system call for it (`strace` of a connection per request:
 /// one of eight).
 fn set_nodelay(listener: &std::net::TcpListener) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor we own for the call's length, and a pointer to an int
-    // with its size, as setsockopt(2) documents for TCP_NODELAY.
-    let r = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&raw const on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    socket2::SockRef::from(listener).set_tcp_nodelay(true)
 }
 
 /// One serving thread per core the process may run on.
