@@ -12,6 +12,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -124,11 +126,17 @@ async fn accept(listener: TcpListener, worker: Worker, mut stop: watch::Receiver
         };
         match accepted {
             Ok((tcp, peer)) => {
+                let last = Arc::new(AtomicBool::new(false));
                 let svc = Service {
                     worker: worker.clone(),
                     peer,
+                    last: last.clone(),
                 };
-                tokio::spawn(connection(tcp, svc, stop.clone(), live_rx.clone()));
+                let socket = Socket {
+                    io: TokioIo::new(tcp),
+                    last,
+                };
+                tokio::spawn(connection(socket, svc, stop.clone(), live_rx.clone()));
             }
             // The client gave up before we took it: nothing to do.
             Err(e) if is_connection_error(&e) => {}
@@ -159,7 +167,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 
 /// One connection, to its end or until the server stops (then it finishes what it is doing).
 async fn connection(
-    tcp: TcpStream,
+    socket: Socket,
     svc: Service,
     mut stop: watch::Receiver<bool>,
     _live: watch::Receiver<()>,
@@ -169,7 +177,7 @@ async fn connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ)
-        .serve_connection(Socket(TokioIo::new(tcp)), svc);
+        .serve_connection(socket, svc);
     tokio::pin!(conn);
     // The watch's guard is not `Send`: drop it inside the branch, before the select's output.
     let told_to_stop = async move {
@@ -187,10 +195,41 @@ async fn connection(
     }
 }
 
-/// A connection's socket as hyper drives it, closed by being dropped. hyper shuts the write
-/// side down before it lets a connection go, and the close that follows at once sends the same
-/// FIN, so that `shutdown` would be a system call per connection for nothing.
-struct Socket(TokioIo<TcpStream>);
+/// A connection's socket as hyper drives it, closed by being dropped.
+///
+/// hyper shuts the write side down before it lets a connection go, and the close that follows
+/// at once sends the same FIN, so that `shutdown` would be a system call per connection for
+/// nothing. The answer that ends a connection (`last`: the request said `Connection: close`)
+/// is written with `MSG_MORE`, which holds it back until the close: the answer and the FIN
+/// leave in one segment, as nginx's `tcp_nopush` does it, instead of two. On loopback with a
+/// connection per request that is 9 segments a fetch instead of 10, and the client's side
+/// handles one less. Nothing is held for long: the close follows at once, and Linux sends
+/// held data anyway when its probe timer fires (about 200 ms).
+struct Socket {
+    io: TokioIo<TcpStream>,
+    last: Arc<AtomicBool>,
+}
+
+impl Socket {
+    /// Writes `bufs` with `MSG_MORE`: sent when the segment is full or the socket closes.
+    fn poll_write_held(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let tcp = self.io.inner();
+        loop {
+            std::task::ready!(tcp.poll_write_ready(cx))?;
+            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                socket2::SockRef::from(tcp).send_vectored_with_flags(bufs, libc::MSG_MORE)
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
 
 impl hyper::rt::Read for Socket {
     fn poll_read(
@@ -198,7 +237,7 @@ impl hyper::rt::Read for Socket {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -208,7 +247,10 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        if self.last.load(Ordering::Relaxed) {
+            return self.poll_write_held(cx, &[std::io::IoSlice::new(buf)]);
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -216,19 +258,39 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        if self.last.load(Ordering::Relaxed) {
+            return self.poll_write_held(cx, bufs);
+        }
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Whether hyper closes the connection after answering `req`: HTTP/1.1 with `Connection:
+/// close`, or HTTP/1.0 without `keep-alive`.
+fn ends_connection<B>(req: &Request<B>) -> bool {
+    let says = |word: &str| {
+        req.headers()
+            .get_all(axum::http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(word))
+    };
+    match req.version() {
+        axum::http::Version::HTTP_10 => !says("keep-alive"),
+        _ => says("close"),
     }
 }
 
@@ -237,6 +299,8 @@ impl hyper::rt::Write for Socket {
 struct Service {
     worker: Worker,
     peer: SocketAddr,
+    /// Set once the answer that ends the connection is ready ([`Socket`]).
+    last: Arc<AtomicBool>,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -250,12 +314,22 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let phone_fetch = matches!(*req.method(), Method::GET | Method::HEAD)
             && req.uri().path().starts_with("/p/");
         let peer = self.peer;
+        // Marked only once the answer is ready: anything written before it (a `100 Continue`
+        // while a body is read) must leave at once.
+        let last = ends_connection(&req).then(|| self.last.clone());
+        let mark = move || {
+            if let Some(l) = last {
+                l.store(true, Ordering::Relaxed);
+            }
+        };
         if phone_fetch {
             let st = self.worker.state.clone();
             let (parts, _) = req.into_parts();
-            return Box::pin(
-                async move { Ok(super::http::fetch_unrouted(&st, peer, &parts).await) },
-            );
+            return Box::pin(async move {
+                let r = super::http::fetch_unrouted(&st, peer, &parts).await;
+                mark();
+                Ok(r)
+            });
         }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -265,7 +339,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             .main
             .spawn(tower_service::Service::call(&mut router, req));
         Box::pin(async move {
-            Ok(match routed.await {
+            let r = routed.await;
+            mark();
+            Ok(match r {
                 Ok(Ok(r)) => r,
                 Ok(Err(never)) => match never {},
                 // A handler panicked (or the server is going away): the client gets a 500.
@@ -287,5 +363,96 @@ mod tests {
         let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         assert!(s.nodelay().unwrap(), "inherited from the listener");
+    }
+
+    /// Writes `data` through hyper's write side of `socket`, as hyper writes an answer.
+    async fn write_all(socket: &mut super::Socket, data: &[u8]) {
+        let mut pinned = std::pin::Pin::new(socket);
+        let mut at = 0;
+        while at < data.len() {
+            let n = std::future::poll_fn(|cx| {
+                let bufs = [std::io::IoSlice::new(&data[at..])];
+                hyper::rt::Write::poll_write_vectored(pinned.as_mut(), cx, &bufs)
+            })
+            .await
+            .unwrap();
+            at += n;
+        }
+    }
+
+    /// A socket and the client at its other end.
+    async fn pair(last: bool) -> (super::Socket, std::net::TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (tcp, _) = l.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let socket = super::Socket {
+            io: hyper_util::rt::TokioIo::new(tcp),
+            last: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(last)),
+        };
+        client
+            .set_read_timeout(Some(std::time::Duration::from_millis(60)))
+            .unwrap();
+        (socket, client)
+    }
+
+    #[tokio::test]
+    async fn the_last_answer_leaves_with_the_close() {
+        use std::io::Read;
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (mut socket, mut client) = pair(true).await;
+        write_all(&mut socket, answer).await;
+        let mut buf = [0u8; 256];
+        let held = client.read(&mut buf);
+        assert!(
+            held.as_ref().is_err_and(|e| matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "the last answer waits for the close: {held:?}"
+        );
+        drop(socket);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, answer, "all of it, then the end of the stream");
+
+        // Any other answer leaves at once, and the connection stays open.
+        let (mut socket, mut client) = pair(false).await;
+        write_all(&mut socket, answer).await;
+        let mut got = vec![0u8; answer.len()];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, answer);
+        assert!(client.read(&mut buf).is_err(), "no end of stream yet");
+        drop(socket);
+    }
+
+    #[test]
+    fn which_requests_end_their_connection() {
+        use axum::http::{Request, Version};
+        let req = |v: Version, conn: Option<&str>| {
+            let mut b = Request::builder().version(v);
+            if let Some(c) = conn {
+                b = b.header("connection", c);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(super::ends_connection(&req(
+            Version::HTTP_11,
+            Some("close")
+        )));
+        assert!(super::ends_connection(&req(
+            Version::HTTP_11,
+            Some("TE, Close")
+        )));
+        assert!(!super::ends_connection(&req(Version::HTTP_11, None)));
+        assert!(!super::ends_connection(&req(
+            Version::HTTP_11,
+            Some("keep-alive")
+        )));
+        assert!(super::ends_connection(&req(Version::HTTP_10, None)));
+        assert!(!super::ends_connection(&req(
+            Version::HTTP_10,
+            Some("keep-alive")
+        )));
     }
 }
