@@ -4,7 +4,9 @@
 //! one row with a count, so a boot storm or a scan costs a few writes, not one per request.
 //! Rows hold no secret: which credential was proved is a word (`current`, `wrong`, ...).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -65,14 +67,15 @@ impl FetchResult {
     }
 }
 
-/// One fetch, as the resolver saw it.
+/// One fetch, as the resolver saw it. The file name is borrowed from the request: it is
+/// copied only when the event opens a row, not on every repeat.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Event {
+pub struct Event<'a> {
     pub peer: IpAddr,
     pub transport: &'static str,
     pub site_id: Option<i64>,
     pub mac: Option<Mac>,
-    pub file: String,
+    pub file: Cow<'a, str>,
     pub result: FetchResult,
     /// `current`, `previous`, `missing`, `wrong`, `replayed`, or `none` (site without login).
     pub auth: &'static str,
@@ -91,6 +94,38 @@ struct Tally {
 /// (a chance collision would put one fetch's count on another's row: about 2^-100 a minute).
 type Key = u128;
 
+/// Maps of [`Key`]s hash one by taking 64 of its bits: it is already a keyed hash, and hashing
+/// it again was three more SipHash runs on every fetch.
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, k: u128) {
+        self.0 = k as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
+
+/// A row of the last minute: its id, when it was opened, and the fetches of its event since
+/// (added to it when its minute is over).
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    id: i64,
+    opened: i64,
+    bump: Option<Tally>,
+}
+
 /// Most open rows remembered for merging; beyond it a repeat opens a row of its own (more
 /// writes, no more memory).
 const MAX_OPEN_ROWS: usize = 500_000;
@@ -99,23 +134,22 @@ const MAX_OPEN_ROWS: usize = 500_000;
 #[derive(Debug, Default)]
 struct Held {
     /// Events with no open row: written as new rows at the next flush.
-    fresh: HashMap<Key, (Event, Tally)>,
-    /// Further fetches of an open row's event: added to it when its minute is over.
-    bumps: HashMap<Key, Tally>,
-    /// Rows of the last minute: id and when the row was opened.
-    open: HashMap<Key, (i64, i64)>,
+    fresh: KeyMap<(Event<'static>, Tally)>,
+    /// Rows of the last minute. A repeat of an open row's event is one lookup here.
+    open: KeyMap<Open>,
+    /// How many open rows hold fetches not yet written.
+    bumps: usize,
 }
 
 impl Held {
     /// Gives back table memory after a storm: a map keeps its largest size otherwise.
     fn shrink(&mut self) {
-        fn fit<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+        fn fit<V>(m: &mut KeyMap<V>) {
             if m.capacity() > 4 * m.len() + 1024 {
                 m.shrink_to(2 * m.len());
             }
         }
         fit(&mut self.fresh);
-        fit(&mut self.bumps);
         fit(&mut self.open);
     }
 }
@@ -137,24 +171,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AuditBuffer {
+    /// The event's key: its fields laid out in a fixed-width record (the file name after it,
+    /// its length in the record), hashed under both keys. Two hasher calls per key instead of
+    /// the dozen a derived hash makes, which made this the costliest step of a fetch.
     fn key(&self, e: &Event) -> Key {
         use std::hash::BuildHasher;
-        let (a, b) = (self.keys.0.hash_one(e), self.keys.1.hash_one(e));
-        (u128::from(a) << 64) | u128::from(b)
+        let mut fixed = [0u8; 96];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            fixed[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        match e.peer {
+            IpAddr::V4(a) => put(&a.to_ipv6_mapped().octets()),
+            IpAddr::V6(a) => put(&a.octets()),
+        }
+        put(&[u8::from(e.peer.is_ipv4())]);
+        put(&word(e.transport));
+        put(&e.site_id.map_or([0; 9], |v| tagged(v.to_le_bytes())));
+        put(&e.mac.map_or([0; 9], |m| tagged(m.as_u64().to_le_bytes())));
+        put(&[e.result as u8]);
+        put(&word(e.auth));
+        put(&e
+            .auth_generation
+            .map_or([0; 9], |v| tagged(v.to_le_bytes())));
+        put(&(e.file.len() as u64).to_le_bytes());
+        let hash = |k: &std::hash::RandomState| {
+            let mut h = k.build_hasher();
+            h.write(&fixed[..at]);
+            h.write(e.file.as_bytes());
+            h.finish()
+        };
+        (u128::from(hash(&self.keys.0)) << 64) | u128::from(hash(&self.keys.1))
     }
 
-    pub fn note(&self, e: Event, now: i64) {
+    pub fn note(&self, e: Event<'_>, now: i64) {
         let k = self.key(&e);
         let mut g = lock(&self.held);
         let h = &mut *g;
-        if let Some((_, t)) = h.fresh.get_mut(&k) {
-            t.last = now;
-            t.count += 1;
-            return;
-        }
-        let full = h.fresh.len() + h.bumps.len() >= MAX_PENDING;
-        if h.open.contains_key(&k) {
-            match h.bumps.get_mut(&k) {
+        let full = h.fresh.len() + h.bumps >= MAX_PENDING;
+        let first = Tally {
+            first: now,
+            last: now,
+            count: 1,
+        };
+        if let Some(o) = h.open.get_mut(&k) {
+            match &mut o.bump {
                 Some(t) => {
                     t.last = now;
                     t.count += 1;
@@ -164,16 +226,15 @@ impl AuditBuffer {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 None => {
-                    h.bumps.insert(
-                        k,
-                        Tally {
-                            first: now,
-                            last: now,
-                            count: 1,
-                        },
-                    );
+                    o.bump = Some(first);
+                    h.bumps += 1;
                 }
             }
+            return;
+        }
+        if let Some((_, t)) = h.fresh.get_mut(&k) {
+            t.last = now;
+            t.count += 1;
             return;
         }
         if full {
@@ -181,17 +242,11 @@ impl AuditBuffer {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        h.fresh.insert(
-            k,
-            (
-                e,
-                Tally {
-                    first: now,
-                    last: now,
-                    count: 1,
-                },
-            ),
-        );
+        let e = Event {
+            file: Cow::Owned(e.file.into_owned()),
+            ..e
+        };
+        h.fresh.insert(k, (e, first));
     }
 
     /// Writes what is due in one transaction: new events at once (a first sighting is on
@@ -207,26 +262,20 @@ impl AuditBuffer {
         let (fresh, bumps) = {
             let mut g = lock(&self.held);
             let h = &mut *g;
-            let fresh: Vec<(Key, Event, Tally)> =
+            let fresh: Vec<(Key, Event<'static>, Tally)> =
                 h.fresh.drain().map(|(k, (e, t))| (k, e, t)).collect();
             let mut bumps: Vec<(Key, Tally, i64, i64)> = Vec::new();
-            let open = &mut h.open;
-            h.bumps.retain(|k, t| match open.get(k) {
-                Some(&(id, opened)) if closing || now - opened >= MERGE_MS => {
-                    bumps.push((*k, *t, id, opened));
-                    false
+            // Rows whose minute is over close: with their further fetches, if any.
+            h.open.retain(|k, o| {
+                if !closing && now - o.opened < MERGE_MS {
+                    return true;
                 }
-                Some(_) => true,
-                // Cannot happen (a bump's row stays open until the bump is written); kept
-                // rather than lost.
-                None => true,
+                if let Some(t) = o.bump {
+                    bumps.push((*k, t, o.id, o.opened));
+                }
+                false
             });
-            for (k, ..) in &bumps {
-                open.remove(k);
-            }
-            // Rows whose minute is over and that saw nothing more.
-            let bumps_held = &h.bumps;
-            open.retain(|k, (_, opened)| now - *opened < MERGE_MS || bumps_held.contains_key(k));
+            h.bumps -= bumps.len();
             h.shrink();
             (fresh, bumps)
         };
@@ -278,15 +327,30 @@ impl AuditBuffer {
             Ok(opened) => {
                 for (k, id, at) in opened {
                     if h.open.len() < MAX_OPEN_ROWS {
-                        h.open.insert(k, (id, at));
+                        let row = Open {
+                            id,
+                            opened: at,
+                            bump: None,
+                        };
+                        h.open.insert(k, row);
                     }
                 }
                 Ok(written)
             }
             Err(err) => {
                 for (k, t, id, opened) in bumps {
-                    h.open.insert(k, (id, opened));
-                    merge(h.bumps.entry(k).or_insert(Tally { count: 0, ..t }), t);
+                    let o = h.open.entry(k).or_insert(Open {
+                        id,
+                        opened,
+                        bump: None,
+                    });
+                    match &mut o.bump {
+                        Some(held) => merge(held, t),
+                        None => {
+                            o.bump = Some(t);
+                            h.bumps += 1;
+                        }
+                    }
                 }
                 for (k, e, t) in fresh {
                     let slot = h.fresh.entry(k).or_insert((e, Tally { count: 0, ..t }));
@@ -296,6 +360,23 @@ impl AuditBuffer {
             }
         }
     }
+}
+
+/// One of the resolver's short names (a transport, a credential's outcome: at most 8 bytes)
+/// as its length and bytes, cut at 16.
+fn word(w: &str) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    let b = &w.as_bytes()[..w.len().min(16)];
+    out[0] = w.len() as u8;
+    out[1..1 + b.len()].copy_from_slice(b);
+    out
+}
+
+/// A present optional value: a tag, then its 8 bytes.
+fn tagged(v: [u8; 8]) -> [u8; 9] {
+    let mut out = [1u8; 9];
+    out[1..].copy_from_slice(&v);
+    out
 }
 
 fn merge(slot: &mut Tally, t: Tally) {
@@ -313,7 +394,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
         let b = AuditBuffer::default();
-        let ev = |file: &str| Event {
+        let ev = |file: &'static str| Event {
             peer: "127.0.0.9".parse().unwrap(),
             transport: "http",
             site_id: None,
@@ -369,6 +450,71 @@ mod tests {
         assert_eq!(counts, vec![2, 4]);
     }
 
+    /// Events that differ in any one field have different keys; equal events, equal keys.
+    #[test]
+    fn every_field_is_in_the_key() {
+        let b = AuditBuffer::default();
+        let base = Event {
+            peer: "10.0.0.1".parse().unwrap(),
+            transport: "http",
+            site_id: Some(1),
+            mac: "805ec0000001".parse().ok(),
+            file: "805ec0000001.cfg".into(),
+            result: FetchResult::Served,
+            auth: "none",
+            auth_generation: None,
+        };
+        let variants = [
+            Event {
+                peer: "::ffff:10.0.0.2".parse().unwrap(),
+                ..base.clone()
+            },
+            Event {
+                peer: "::ffff:10.0.0.1".parse().unwrap(),
+                ..base.clone()
+            },
+            Event {
+                transport: "https",
+                ..base.clone()
+            },
+            Event {
+                site_id: None,
+                ..base.clone()
+            },
+            Event {
+                site_id: Some(0),
+                ..base.clone()
+            },
+            Event {
+                mac: None,
+                ..base.clone()
+            },
+            Event {
+                file: "805ec0000001.boot".into(),
+                ..base.clone()
+            },
+            Event {
+                result: FetchResult::NotFound,
+                ..base.clone()
+            },
+            Event {
+                auth: "current",
+                ..base.clone()
+            },
+            Event {
+                auth_generation: Some(1),
+                ..base.clone()
+            },
+        ];
+        let mut keys: Vec<Key> = variants.iter().map(|e| b.key(e)).collect();
+        keys.push(b.key(&base));
+        assert_eq!(b.key(&base.clone()), b.key(&base));
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a changed field changes the key");
+    }
+
     /// A storm's distinct fetches are held as 128-bit keys for their minute, then let go: the
     /// tables shrink back instead of keeping the storm's size for good.
     #[tokio::test]
@@ -381,7 +527,7 @@ mod tests {
             transport: "http",
             site_id: Some(1),
             mac: format!("805ec0{i:06x}").parse().ok(),
-            file: format!("805ec0{i:06x}.cfg"),
+            file: format!("805ec0{i:06x}.cfg").into(),
             result: FetchResult::Served,
             auth: "none",
             auth_generation: None,
@@ -397,10 +543,7 @@ mod tests {
         }
         {
             let h = lock(&b.held);
-            assert_eq!(
-                (h.fresh.len(), h.bumps.len(), h.open.len()),
-                (0, 20_000, 20_000)
-            );
+            assert_eq!((h.fresh.len(), h.bumps, h.open.len()), (0, 20_000, 20_000));
         }
         assert_eq!(b.flush(&store, t0 + 20, false).await.unwrap(), 0);
         assert_eq!(
@@ -411,9 +554,9 @@ mod tests {
         b.flush(&store, t0 + 2 * MERGE_MS + 2, false).await.unwrap();
         {
             let h = lock(&b.held);
-            assert_eq!((h.fresh.len(), h.bumps.len(), h.open.len()), (0, 0, 0));
+            assert_eq!((h.fresh.len(), h.bumps, h.open.len()), (0, 0, 0));
             assert!(
-                h.fresh.capacity() + h.bumps.capacity() + h.open.capacity() < 4096,
+                h.fresh.capacity() + h.open.capacity() < 4096,
                 "tables shrink back after the storm"
             );
         }

@@ -10,8 +10,16 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A 48-bit hardware address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mac([u8; 6]);
+
+/// Hashed as one 64-bit word: a derived hash writes a length and a 6-byte slice, two hasher
+/// calls where one does (maps keyed by MAC are looked up several times per fetch).
+impl std::hash::Hash for Mac {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.as_u64());
+    }
+}
 
 /// Why a string is not a MAC address. The message is shown to users as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +46,12 @@ impl Mac {
 
     pub fn bytes(&self) -> [u8; 6] {
         self.0
+    }
+
+    /// The address as the low 48 bits of a number.
+    pub fn as_u64(&self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_be_bytes([0, 0, a, b, c, d, e, f])
     }
 
     /// `80:5e:c0:aa:bb:cc`, the form people read.
