@@ -3,7 +3,8 @@
 //! background flush parses the User-Agents and writes the batch in one transaction about once
 //! a second. A sighting that only repeats the last written one (same file, peer, transport and
 //! User-Agent) is written again only after [`REWRITE_AFTER_MS`], so a phone polling in a loop
-//! or a boot storm costs at most one small write per phone per flush, usually none.
+//! or a boot storm costs at most one small write per phone per flush, usually none; such a
+//! repeat is told apart on the request itself (a hash and a lookup) and not even held.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,13 +31,22 @@ struct Sighting {
     user_agent: Option<String>,
 }
 
+/// Everything about a sighting but its time, to tell a repeat from a change.
+fn fingerprint(peer: IpAddr, transport: &str, file: &str, user_agent: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (peer, transport, file, user_agent).hash(&mut h);
+    h.finish()
+}
+
 impl Sighting {
-    /// Everything but the time, to tell a repeat from a change.
     fn fingerprint(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (self.peer, self.transport, &self.file, &self.user_agent).hash(&mut h);
-        h.finish()
+        fingerprint(
+            self.peer,
+            self.transport,
+            &self.file,
+            self.user_agent.as_deref(),
+        )
     }
 
     fn into_seen(self) -> Seen {
@@ -122,6 +132,17 @@ impl SeenBuffer {
                 }
             }
             None => {
+                // Not held: a repeat of what was written lately needs nothing more.
+                let fp = fingerprint(peer, transport, file, ua);
+                let repeat = match self.written.lock() {
+                    Ok(w) => w.get(&mac).is_some_and(|&(written_at, written_fp)| {
+                        written_fp == fp && at - written_at < REWRITE_AFTER_MS
+                    }),
+                    Err(_) => false,
+                };
+                if repeat {
+                    return;
+                }
                 g.insert(
                     mac,
                     Sighting {
@@ -134,6 +155,12 @@ impl SeenBuffer {
                 );
             }
         }
+    }
+
+    /// Phones with a sighting waiting for the next flush.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.pending.lock().map_or(0, |g| g.len())
     }
 
     /// How many known phones fetched their own files from `ip` within the trust period
@@ -287,9 +314,19 @@ mod tests {
             (1_000, Some("96.86.0.45"), Some("T54W"))
         );
 
-        // The same sighting a second later: not written again.
+        // The same sighting a second later: not held, not written again.
         buf.record(mac, 2_000, ip, "http", "805ec0aabbcc.cfg", Some(ua));
+        assert_eq!(buf.held(), 0, "a repeat is not held");
         assert_eq!(buf.flush(&store).await.unwrap(), 0);
+        // A change, then the written sighting again before the flush: the newest is held.
+        buf.record(mac, 2_100, ip, "tftp", "805ec0aabbcc.cfg", Some(ua));
+        buf.record(mac, 2_200, ip, "http", "805ec0aabbcc.cfg", Some(ua));
+        assert_eq!(buf.held(), 1);
+        assert_eq!(
+            buf.flush(&store).await.unwrap(),
+            0,
+            "the newest repeats what is written"
+        );
         // Another file: written.
         buf.record(mac, 3_000, ip, "http", "805ec0aabbcc.boot", Some(ua));
         assert_eq!(buf.flush(&store).await.unwrap(), 1);
