@@ -45,7 +45,7 @@ pub fn split_path(path: &str) -> Option<Target> {
     }
     let path = percent_decoded(path)?;
     let path = path.as_ref();
-    if path.len() > MAX_NAME + 64 || path.chars().any(|c| c.is_control() || c == '\\') {
+    if path.len() > MAX_NAME + 64 || has_control_or_backslash(path) {
         return None;
     }
     let p = path.strip_prefix('/').unwrap_or(path);
@@ -69,6 +69,16 @@ pub fn split_path(path: &str) -> Option<Target> {
         key: key.map(str::to_string),
         name: canonical_name(name),
     })
+}
+
+/// Whether `s` holds a control character (C0, DEL or C1) or a backslash. A phone's path is
+/// ASCII: checked byte by byte, without decoding characters.
+fn has_control_or_backslash(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\')
+    } else {
+        s.chars().any(|c| c.is_control() || c == '\\')
+    }
 }
 
 /// `0004F2A1B2C3-phone.cfg` → `0004f2a1b2c3-phone.cfg`; other names unchanged.
@@ -134,6 +144,11 @@ mod tests {
             "/p/abc/x%ff.cfg",
             "//etc/passwd",
             "/p/abc//../x",
+            "/p/abc/x\u{7f}.cfg",
+            "/p/abc/x%7f.cfg",
+            "/p/abc/x\u{85}.cfg",
+            "/p/abc/x%c2%85.cfg",
+            "/p/abc/\u{e9}\\x.cfg",
         ] {
             assert_eq!(split_path(bad), None, "{bad:?}");
         }

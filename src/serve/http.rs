@@ -189,19 +189,27 @@ async fn answer(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
     match crate::resolve::answer(&st.resolver, &facts).await {
         Resolution::Found(file) => {
             tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
-            let mut headers = HeaderMap::new();
+            // Built in place: the answer to most of a boot storm's requests.
+            let fresh = etag_matches(&req.headers, &file.etag);
+            let mut r = match fresh {
+                true => Response::new(Body::empty()),
+                false => Response::new(Body::from(file.bytes.clone())),
+            };
+            let headers = r.headers_mut();
+            headers.reserve(3);
             if let Ok(v) = HeaderValue::from_str(&file.etag) {
                 headers.insert(header::ETAG, v);
             }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            if etag_matches(&req.headers, &file.etag) {
-                return (StatusCode::NOT_MODIFIED, headers).into_response();
+            if fresh {
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                return r;
             }
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(file.content_type),
             );
-            (StatusCode::OK, headers, Body::from(file.bytes.clone())).into_response()
+            r
         }
         Resolution::Disk(d) => disk_response(&d, &req.headers, peer).await,
         Resolution::NotFound => {

@@ -136,7 +136,14 @@ async fn accept(listener: TcpListener, worker: Worker, mut stop: watch::Receiver
                     io: TokioIo::new(tcp),
                     last,
                 };
-                tokio::spawn(connection(socket, svc, stop.clone(), live_rx.clone()));
+                // Boxed: the task then holds a pointer, not the whole connection state, which
+                // tokio would otherwise copy as it moves the task in and out of its stages.
+                tokio::spawn(Box::pin(connection(
+                    socket,
+                    svc,
+                    stop.clone(),
+                    live_rx.clone(),
+                )));
             }
             // The client gave up before we took it: nothing to do.
             Err(e) if is_connection_error(&e) => {}
