@@ -93,6 +93,37 @@ async fn fetches_and_the_api_are_answered_side_by_side() {
     assert_eq!(r.status(), 405);
 }
 
+/// `systemctl stop` sends SIGTERM: it drains and exits cleanly as Ctrl-C does, even at once
+/// after start (the signal was not caught at all, and SIGINT only once the main runtime had
+/// first polled its wait, so a signal in that window killed the process outright).
+#[tokio::test]
+async fn sigterm_stops_cleanly_even_right_after_start() {
+    let env = Env::new();
+    let key = env.seed();
+    for signal in ["-TERM", "-INT"] {
+        let mut srv = env.start();
+        // One fetch, so there is last-seen and audit to flush on the way out.
+        let r = reqwest::Client::new()
+            .get(srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")))
+            .header("User-Agent", T54W_UA)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        std::process::Command::new("kill")
+            .args([signal, &srv.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = tokio::task::spawn_blocking(move || srv.child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "kill {signal}: serve exited with {status}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_stop_lets_idle_connections_go_at_once() {
     let env = Env::new();

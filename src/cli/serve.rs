@@ -60,10 +60,7 @@ pub async fn recover(
         retries: 8,
         ..Default::default()
     };
-    serve::tftp::run(sock, files, cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    serve::tftp::run(sock, files, cfg, stop_signal()?).await;
     println!("{}", recovery_summary(&responder.summary()));
     Ok(ExitCode::SUCCESS)
 }
@@ -163,9 +160,7 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
             settings.data_dir.display()
         );
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = stop_signal()?;
     let data_dir = settings.data_dir.clone();
     serve::run(
         store,
@@ -194,6 +189,22 @@ pub async fn serve(store: Store, settings: &Settings, args: ServeArgs) -> anyhow
     .await?;
     Ok(ExitCode::SUCCESS)
 }
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `docker stop`), both
+/// caught from this call on. Waiting for a first poll left a window after start in which the
+/// HTTP threads already answered but a signal still killed the process outright, and SIGTERM
+/// was not caught at all: a stop by systemd skipped the drain and the last flush.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
 fn recovery_summary(
     s: &std::collections::BTreeMap<std::net::SocketAddr, phoneprov::recover::PhoneLog>,
 ) -> String {
