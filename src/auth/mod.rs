@@ -281,12 +281,17 @@ impl Authenticator {
             match g.record(nonce, nc, now) {
                 replays::Use::First => {}
                 replays::Use::Replayed => return Outcome::Replayed,
-                replays::Use::Full => {
-                    tracing::warn!(
-                        max = replays::MAX_PER_GENERATION,
-                        "the record of Digest answers is full: answers are refused until its \
-                         generation turns (at most one nonce lifetime)"
-                    );
+                replays::Use::Full { first } => {
+                    if first {
+                        tracing::warn!(
+                            max = replays::MAX_PER_GENERATION,
+                            "the record of Digest answers is full: answers are refused until its \
+                             generation turns (at most one nonce lifetime); further refusals \
+                             until then are logged at debug level"
+                        );
+                    } else {
+                        tracing::debug!("Digest answer refused: the record of answers is full");
+                    }
                     return Outcome::Replayed;
                 }
             }

@@ -27,8 +27,9 @@ pub enum Use {
     First,
     /// Seen before.
     Replayed,
-    /// Not seen, but the record is full: refused.
-    Full,
+    /// Not seen, but the record is full: refused. `first` on the generation's first such
+    /// refusal (the one worth a warning; the rest would flood the log).
+    Full { first: bool },
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +39,8 @@ pub struct Replays {
     previous: HashSet<u64>,
     /// When `current` began (ms), 0 before the first answer.
     since: i64,
+    /// Whether `current` has refused an answer for being full.
+    refused: bool,
 }
 
 impl Replays {
@@ -53,13 +56,15 @@ impl Replays {
             };
             self.current = HashSet::new();
             self.since = now;
+            self.refused = false;
         }
         let print = self.keys.hash_one((nonce, nc));
         if self.previous.contains(&print) || self.current.contains(&print) {
             return Use::Replayed;
         }
         if self.current.len() >= MAX_PER_GENERATION {
-            return Use::Full;
+            let first = !std::mem::replace(&mut self.refused, true);
+            return Use::Full { first };
         }
         self.current.insert(print);
         Use::First
@@ -123,7 +128,15 @@ mod tests {
         for i in 0..MAX_PER_GENERATION {
             assert_eq!(r.record(&format!("n{i}"), "00000001", T0), Use::First);
         }
-        assert_eq!(r.record("one-more", "00000001", T0), Use::Full);
+        assert_eq!(
+            r.record("one-more", "00000001", T0),
+            Use::Full { first: true }
+        );
+        assert_eq!(
+            r.record("two-more", "00000001", T0 + 1),
+            Use::Full { first: false },
+            "one warning per generation, not one per refusal"
+        );
         assert_eq!(r.record("n0", "00000001", T0), Use::Replayed);
         // The next generation has room; what the full one holds is still refused.
         assert_eq!(
@@ -131,5 +144,13 @@ mod tests {
             Use::First
         );
         assert_eq!(r.record("n7", "00000001", T0 + NONCE_TTL_MS), Use::Replayed);
+        // Full again in a later generation: its first refusal is reported again.
+        for i in 0..MAX_PER_GENERATION - 1 {
+            r.record(&format!("m{i}"), "00000001", T0 + NONCE_TTL_MS);
+        }
+        assert_eq!(
+            r.record("three-more", "00000001", T0 + NONCE_TTL_MS),
+            Use::Full { first: true }
+        );
     }
 }
