@@ -284,32 +284,38 @@ impl AuditBuffer {
         }
         let res: Result<Vec<(Key, i64, i64)>, StoreError> = async {
             let mut tx = store.begin().await?;
-            for (_, t, id, _) in &bumps {
-                crate::store::bump_audit(&mut tx, *id, t.count, t.last).await?;
-            }
-            let mut opened = Vec::new();
-            for (k, e, t) in &fresh {
-                let peer = e.peer.to_string();
-                let mac = e.mac.map(|m| m.to_string());
-                let id = crate::store::insert_audit(
-                    &mut tx,
-                    &AuditInsert {
-                        at: t.first,
-                        last_at: t.last,
-                        count: t.count,
-                        peer: &peer,
-                        transport: e.transport,
-                        site_id: e.site_id,
-                        mac: mac.as_deref(),
-                        file: &e.file,
-                        result: e.result.as_str(),
-                        auth: e.auth,
-                        auth_generation: e.auth_generation,
-                    },
-                )
-                .await?;
-                opened.push((*k, id, t.first));
-            }
+            let bumped: Vec<(i64, i64, i64)> = bumps
+                .iter()
+                .map(|(_, t, id, _)| (*id, t.count, t.last))
+                .collect();
+            crate::store::bump_audits(&mut tx, &bumped).await?;
+            let strings: Vec<(String, Option<String>)> = fresh
+                .iter()
+                .map(|(_, e, _)| (e.peer.to_string(), e.mac.map(|m| m.to_string())))
+                .collect();
+            let rows: Vec<AuditInsert<'_>> = fresh
+                .iter()
+                .zip(&strings)
+                .map(|((_, e, t), (peer, mac))| AuditInsert {
+                    at: t.first,
+                    last_at: t.last,
+                    count: t.count,
+                    peer,
+                    transport: e.transport,
+                    site_id: e.site_id,
+                    mac: mac.as_deref(),
+                    file: &e.file,
+                    result: e.result.as_str(),
+                    auth: e.auth,
+                    auth_generation: e.auth_generation,
+                })
+                .collect();
+            let ids = crate::store::insert_audits(&mut tx, &rows).await?;
+            let opened: Vec<(Key, i64, i64)> = fresh
+                .iter()
+                .zip(ids)
+                .map(|((k, _, t), id)| (*k, id, t.first))
+                .collect();
             let last = self.last_prune.load(std::sync::atomic::Ordering::Relaxed);
             if now - last > 3600 * 1000 {
                 crate::store::prune_audit(&mut tx, now - KEEP_MS).await?;

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -195,4 +196,88 @@ async fn a_change_to_every_phone_renders_in_the_background_while_phones_keep_the
         line.contains(&format!("phones={PHONES}")) && line.contains("ms="),
         "{line}"
     );
+}
+
+/// The background writer puts a storm's sightings in multi-row statements: every fetch is still
+/// on record (a row per phone and file, a repeat counted on its row, each row's own id bumped)
+/// and so is every phone's last-seen, on either database.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fetch_of_a_storm_is_on_record() {
+    let env = Env::new();
+    // More rows than two of the writer's statements hold (128 each), and a remainder.
+    let n = 300;
+    let key = fleet(&env, n);
+    let mut s = env.start();
+    // Phones fetch in parallel, on kept-alive connections as phones do.
+    let fetch = |times: fn(usize) -> usize| {
+        let (base, c) = (s.url(&format!("/p/{key}")), client());
+        async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let (base, c) = (base.clone(), c.clone());
+                    tokio::spawn(async move {
+                        for i in (t..n).step_by(8) {
+                            for _ in 0..times(i) {
+                                let r = c
+                                    .get(format!("{base}/{}.cfg", mac(i)))
+                                    .header("User-Agent", T54W_UA)
+                                    .send()
+                                    .await
+                                    .unwrap();
+                                assert_eq!(r.status(), 200);
+                                r.bytes().await.unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    fetch(|_| 1).await;
+    let audit = || env.json(&["audit", "--site", "bench", "--limit", "1000"]);
+    // First sightings are written within about a second.
+    eventually(Duration::from_secs(20), || async {
+        (audit().as_array().unwrap().len() >= n).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the first fetches were not all written:\n{}", s.log()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The repeats are counted on the open rows, written when a row's minute ends or, as here,
+    // when the server stops. Phone i fetches again 1 + i % 3 times: a count that landed on
+    // another phone's row would show.
+    fetch(|i| 1 + i % 3).await;
+    let stopped = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = s.child.wait().unwrap();
+    assert!(exit.success(), "serve exited with {exit}:\n{}", s.log());
+
+    let rows = audit();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), n, "{rows:#?}");
+    let mut macs = std::collections::BTreeSet::new();
+    for r in rows {
+        let m = r["mac"].as_str().unwrap().to_string();
+        let i = (0..n).find(|i| mac(*i) == m).unwrap();
+        assert_eq!(r["count"], 2 + i % 3, "{r}");
+        assert_eq!(r["result"], "served", "{r}");
+        assert_eq!(r["file"], format!("{m}.cfg"), "{r}");
+        macs.insert(m);
+    }
+    let want: std::collections::BTreeSet<String> = (0..n).map(mac).collect();
+    assert_eq!(macs, want);
+
+    let phones = env.json(&["phone", "list", "--site", "bench"]);
+    let phones = phones.as_array().unwrap();
+    assert_eq!(phones.len(), n);
+    for p in phones {
+        let m = p["mac"].as_str().unwrap();
+        assert_eq!(p["last_seen"]["file"], format!("{m}.cfg"), "{p}");
+        assert_eq!(p["last_seen"]["user_agent"], T54W_UA, "{p}");
+    }
 }

@@ -345,9 +345,9 @@ async fn insert_page(
     let sql = format!(
         "INSERT INTO \"{t}\" ({}) VALUES {}",
         quoted(cols),
-        super::phones::values_list(page.len(), cols.len())
+        super::batch::values_list(dst, page.len(), cols.len())
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = super::batch::query(sql);
     for row in page {
         for (v, (_, kind)) in row.into_iter().zip(cols) {
             q = match (v, kind) {

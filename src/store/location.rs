@@ -137,6 +137,11 @@ impl Location {
                         sqlx::query("PRAGMA cache_size = -1024")
                             .execute(&mut *conn)
                             .await?;
+                        // A multi-row statement inside a transaction keeps a statement journal
+                        // (to undo just that statement): in memory, not in a temporary file.
+                        sqlx::query("PRAGMA temp_store = MEMORY")
+                            .execute(&mut *conn)
+                            .await?;
                         Ok(())
                     })
                 })
@@ -153,6 +158,12 @@ impl Location {
         }
         Ok(pool)
     }
+}
+
+/// Whether `conn`'s engine numbers a statement's parameters (`$1`: PostgreSQL) rather than
+/// taking them by position (`?`: SQLite).
+pub(super) fn numbered_params(conn: &super::Conn) -> bool {
+    conn.backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
 /// Never prints a password.

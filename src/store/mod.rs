@@ -9,6 +9,7 @@
 //! transaction ([`log_change`]); a running server follows that log to re-render.
 
 mod audit;
+mod batch;
 pub mod copy;
 pub mod firmware;
 mod listen;

@@ -198,24 +198,6 @@ pub async fn each_phone(conn: &mut Conn, mut each: impl FnMut(Phone)) -> Result<
 /// bound-parameter limits.
 const BATCH: usize = 400;
 
-/// `($1, …, $cols), ($cols+1, …)` for `rows` rows: a multi-row VALUES list in the one
-/// placeholder spelling both engines read (sqlx's QueryBuilder writes `?` for `Any`).
-pub(super) fn values_list(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        s.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
 /// Inserts or updates phones in multi-row statements; `created_at` of existing rows is kept.
 pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
     let now = now_ms();
@@ -224,9 +206,9 @@ pub async fn upsert_phones(conn: &mut Conn, phones: &[Phone]) -> Result<()> {
             "INSERT INTO phones (mac, site_id, model, label, sn, created_at, updated_at) VALUES {}
              ON CONFLICT (mac) DO UPDATE SET site_id = excluded.site_id, model = excluded.model,
                label = excluded.label, sn = excluded.sn, updated_at = excluded.updated_at",
-            values_list(chunk.len(), 7)
+            super::batch::values_list(conn, chunk.len(), 7)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = super::batch::query(sql);
         for p in chunk {
             q = q
                 .bind(p.mac.to_string())
@@ -252,9 +234,9 @@ pub async fn upsert_lines(conn: &mut Conn, lines: &[(Mac, Line)]) -> Result<()> 
                auth_user = excluded.auth_user, password = excluded.password,
                display_name = excluded.display_name, label = excluded.label,
                domain = excluded.domain",
-            values_list(chunk.len(), 8)
+            super::batch::values_list(conn, chunk.len(), 8)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = super::batch::query(sql);
         for (mac, l) in chunk {
             q = q
                 .bind(mac.to_string())

@@ -4,26 +4,46 @@ use super::{Conn, Result};
 use crate::mac::Mac;
 use crate::model::Seen;
 
-/// Writes a batch of last-seen records; MACs deleted meanwhile are skipped.
+/// Writes a batch of last-seen records, a chunk per statement ([`super::batch`]); MACs deleted
+/// meanwhile are skipped. Where a MAC appears twice, its later record is written.
 pub async fn record_seen(conn: &mut Conn, batch: &[(Mac, Seen)]) -> Result<()> {
-    for (mac, s) in batch {
-        sqlx::query(
+    // One row per MAC: PostgreSQL refuses an upsert that touches a row twice.
+    let mut last = std::collections::HashMap::with_capacity(batch.len());
+    for (i, (mac, _)) in batch.iter().enumerate() {
+        last.insert(*mac, i);
+    }
+    let rows: Vec<(String, &Seen)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, (mac, _))| last.get(mac) == Some(i))
+        .map(|(_, (mac, s))| (mac.to_string(), s))
+        .collect();
+    for chunk in rows.chunks(super::batch::MAX_ROWS) {
+        // VALUES columns are column1..column8 on both engines.
+        let sql = format!(
             "INSERT INTO phone_seen (mac, at, peer, transport, file, user_agent, model, firmware)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM phones WHERE mac = $1)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+                    v.column8
+               FROM (VALUES {}) AS v
+              WHERE EXISTS (SELECT 1 FROM phones WHERE mac = v.column1)
              ON CONFLICT (mac) DO UPDATE SET at = excluded.at, peer = excluded.peer,
                transport = excluded.transport, file = excluded.file,
                user_agent = excluded.user_agent, model = excluded.model, firmware = excluded.firmware",
-        )
-        .bind(mac.to_string())
-        .bind(s.at)
-        .bind(&s.peer)
-        .bind(&s.transport)
-        .bind(&s.file)
-        .bind(&s.user_agent)
-        .bind(&s.model)
-        .bind(&s.firmware)
-        .execute(&mut *conn)
-        .await?;
+            super::batch::values_list(conn, chunk.len(), 8)
+        );
+        let mut q = super::batch::query(sql);
+        for (mac, s) in chunk {
+            q = q
+                .bind(mac.as_str())
+                .bind(s.at)
+                .bind(s.peer.as_str())
+                .bind(s.transport.as_str())
+                .bind(s.file.as_str())
+                .bind(s.user_agent.as_deref())
+                .bind(s.model.as_deref())
+                .bind(s.firmware.as_deref());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
