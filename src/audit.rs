@@ -89,7 +89,7 @@ struct Tally {
     count: i64,
 }
 
-/// An event's identity in the merge maps: 128 bits of two independently keyed SipHashes of it,
+/// An event's identity in the merge maps: 128 bits of two independently keyed hashes of it,
 /// so a minute of distinct fetches costs a few dozen bytes each, not a copy of each event
 /// (a chance collision would put one fetch's count on another's row: about 2^-100 a minute).
 type Key = u128;
@@ -158,7 +158,10 @@ impl Held {
 #[derive(Debug, Default)]
 pub struct AuditBuffer {
     held: Mutex<Held>,
-    keys: (std::hash::RandomState, std::hash::RandomState),
+    keys: (
+        foldhash::quality::RandomState,
+        foldhash::quality::RandomState,
+    ),
     dropped: std::sync::atomic::AtomicU64,
     last_prune: std::sync::atomic::AtomicI64,
 }
@@ -196,7 +199,7 @@ impl AuditBuffer {
             .auth_generation
             .map_or([0; 9], |v| tagged(v.to_le_bytes())));
         put(&(e.file.len() as u64).to_le_bytes());
-        let hash = |k: &std::hash::RandomState| {
+        let hash = |k: &foldhash::quality::RandomState| {
             let mut h = k.build_hasher();
             h.write(&fixed[..at]);
             h.write(e.file.as_bytes());

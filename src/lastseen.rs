@@ -6,7 +6,7 @@
 //! or a boot storm costs at most one small write per phone per flush, usually none; such a
 //! repeat is told apart on the request itself (a hash and a lookup) and not even held.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -33,10 +33,8 @@ struct Sighting {
 
 /// Everything about a sighting but its time, to tell a repeat from a change.
 fn fingerprint(peer: IpAddr, transport: &str, file: &str, user_agent: Option<&str>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (peer, transport, file, user_agent).hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::default().hash_one((peer, transport, file, user_agent))
 }
 
 impl Sighting {
@@ -82,7 +80,7 @@ pub struct SeenBuffer {
 #[derive(Debug, Default)]
 struct PeerPhones {
     at: i64,
-    phones: std::collections::HashSet<Mac>,
+    phones: foldhash::HashSet<Mac>,
 }
 
 /// Phones remembered per address; beyond this an address's allowance stops growing.

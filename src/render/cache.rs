@@ -18,7 +18,7 @@
 //! Kept our own: no cache crate is vendored here, and what is needed — a byte bound, a sync
 //! API usable from every transport, no background thread — is this small.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -68,7 +68,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<Key, Entry>,
+    map: foldhash::HashMap<Key, Entry>,
     /// Insertion order, for the clock hand.
     order: VecDeque<Key>,
     bytes: usize,
@@ -105,7 +105,7 @@ pub enum Asked {
 pub struct FileCache {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Per slot: a phone's reads from disk (layout at [`TAG_SHIFT`]).

@@ -3,7 +3,7 @@
 //! ([`super::stored`]) behind a bounded memory cache; a site rendered for a preview holds
 //! them in `files` instead.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;

@@ -79,7 +79,7 @@ pub struct Resolver {
     /// Fetches of sensitive files, for the audit.
     audit: Arc<AuditBuffer>,
     /// TFTP carries no User-Agent: which phone each address last fetched its own file as.
-    by_peer: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, PeerPhone>>>,
+    by_peer: Arc<std::sync::Mutex<foldhash::HashMap<IpAddr, PeerPhone>>>,
     /// Request counters (no-ops unless `serve` installed the recorder first).
     meters: Arc<crate::telemetry::RequestMeters>,
 }
