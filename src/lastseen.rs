@@ -90,6 +90,10 @@ const MAX_PHONES_PER_PEER: usize = 10_000;
 pub const TRUST_MS: i64 = 60 * 60 * 1000;
 
 fn clip(ua: &str) -> &str {
+    // Fewer bytes than the limit in characters: nothing to count (every User-Agent seen).
+    if ua.len() <= MAX_UA {
+        return ua;
+    }
     match ua.char_indices().nth(MAX_UA) {
         Some((i, _)) => &ua[..i],
         None => ua,
@@ -270,6 +274,21 @@ mod tests {
     use super::*;
     use crate::model::{Phone, Transport};
     use crate::store::{SiteFields, insert_phone, insert_site, seen};
+
+    #[test]
+    fn a_user_agent_is_clipped_to_its_first_characters() {
+        let short = "Yealink SIP-T54W 96.86.0.100 80:5e:c0:aa:bb:cc";
+        assert_eq!(clip(short), short);
+        let exact = "a".repeat(MAX_UA);
+        assert_eq!(clip(&exact), exact);
+        assert_eq!(clip(&"b".repeat(MAX_UA + 1)), "b".repeat(MAX_UA));
+        // Characters, not bytes: 400 two-byte characters (800 bytes) are under the limit,
+        // 600 are clipped to 512 characters on a character boundary.
+        let wide = "é".repeat(400);
+        assert_eq!(clip(&wide), wide);
+        let wider = "é".repeat(600);
+        assert_eq!(clip(&wider), "é".repeat(MAX_UA));
+    }
 
     #[tokio::test]
     async fn repeats_are_throttled_changes_are_written() {

@@ -66,19 +66,23 @@ impl Mac {
     /// Parses only the canonical 12-lowercase-or-uppercase-hex form; used on file names, where
     /// a separator would mean "not a MAC".
     pub fn from_bare(s: &str) -> Option<Mac> {
-        if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+        // One pass over the 12 bytes: this runs on every file name a phone asks for.
+        let b: &[u8; 12] = s.as_bytes().try_into().ok()?;
         let mut out = [0u8; 6];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            out[i] = (hex_val(chunk[0])? << 4) | hex_val(chunk[1])?;
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            *o = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
         }
         Some(Mac(out))
     }
 }
 
 fn hex_val(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 impl FromStr for Mac {
@@ -230,6 +234,25 @@ mod tests {
         assert!(Mac::from_bare("0004f2a1b2c").is_none());
         assert!(Mac::from_bare("00:04:f2:a1:b2").is_none());
         assert!(Mac::from_bare("0004f2a1b2cé").is_none());
+        assert!(Mac::from_bare("0004f2a1b2c3d").is_none());
+        assert!(Mac::from_bare("0004f2a1b2cg").is_none());
+        assert!(Mac::from_bare("g004f2a1b2c3").is_none());
+        assert!(Mac::from_bare("0004f2a1b2c ").is_none());
+        assert!(Mac::from_bare("+004f2a1b2c3").is_none());
+        assert!(Mac::from_bare("").is_none());
+        assert_eq!(
+            Mac::from_bare("aAbBcCdDeEfF").map(|m| m.bytes()),
+            Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff])
+        );
+        assert_eq!(
+            Mac::from_bare("019a2b3c4d5e").map(|m| m.bytes()),
+            Some([0x01, 0x9a, 0x2b, 0x3c, 0x4d, 0x5e])
+        );
+        // Every byte value: exactly the 22 hex digits are digits.
+        for b in 0..=255u8 {
+            let want = (b as char).to_digit(16).map(|d| d as u8);
+            assert_eq!(super::hex_val(b), want, "byte {b}");
+        }
     }
 }
 
