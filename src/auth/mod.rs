@@ -11,7 +11,6 @@
 
 pub mod replays;
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
@@ -59,7 +58,9 @@ impl Outcome {
 
 /// Mints and checks nonces; remembers used answers.
 pub struct Authenticator {
-    secret: [u8; 32],
+    /// HMAC-SHA256 keyed with the secret, cloned for each tag: keying hashes the key's two
+    /// padded blocks, which would otherwise be half of every tag's work.
+    keyed: Hmac<sha2::Sha256>,
     used: Mutex<replays::Replays>,
 }
 
@@ -90,26 +91,52 @@ impl Authenticator {
     /// record of answers already used stays each server's own).
     pub fn with_secret(secret: [u8; 32]) -> Authenticator {
         Authenticator {
-            secret,
+            keyed: <Hmac<sha2::Sha256>>::new_from_slice(&secret)
+                .expect("HMAC takes keys of any length"),
             used: Mutex::default(),
         }
     }
 }
 
-fn md5_hex(parts: &[&str]) -> String {
+/// MD5 of `parts` joined by `:`, in lowercase hex (RFC 7616's `H(a:b:...)`), on the stack.
+fn md5_hex(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Md5::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             h.update(b":");
         }
-        h.update(p.as_bytes());
+        h.update(p);
     }
-    hex::encode(h.finalize())
+    let mut out = [0u8; 32];
+    // 16 bytes into 32 digits: the lengths match, so it cannot fail.
+    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    out
 }
 
-/// Splits `a="x, y", b=z` into pairs; quoted values may hold commas and escaped quotes.
-fn parse_params(s: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
+/// Hex digits as text (they are ASCII, so nothing is ever lost).
+fn hex_text(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).unwrap_or_default()
+}
+
+/// A Digest header's parameters, names in lowercase, in the order sent.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// A parameter's value; the last one sent wins where a name is repeated.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits `a="x, y", b=z` into pairs; quoted values may hold commas and escaped quotes. A list
+/// rather than a map: a header holds ten or so, and a search of ten beats hashing each name.
+fn parse_params(s: &str) -> Params {
+    let mut out = Params::default();
     let mut rest = s.trim();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
@@ -141,7 +168,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
             value = rest[..end].trim().to_string();
             rest = &rest[end..];
         }
-        out.insert(key, value);
+        out.0.push((key, value));
         rest = rest.trim_start().trim_start_matches(',').trim_start();
     }
     out
@@ -149,8 +176,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 
 impl Authenticator {
     fn tag(&self, body: &[u8]) -> [u8; 8] {
-        let mut m = <Hmac<sha2::Sha256>>::new_from_slice(&self.secret)
-            .expect("HMAC takes keys of any length");
+        let mut m = self.keyed.clone();
         m.update(body);
         let full = m.finalize().into_bytes();
         let mut t = [0u8; 8];
@@ -163,16 +189,20 @@ impl Authenticator {
         let mut body = [0u8; 16];
         body[..8].copy_from_slice(&now.to_be_bytes());
         let _ = getrandom::fill(&mut body[8..]);
-        let tag = self.tag(&body);
-        format!("{}{}", hex::encode(body), hex::encode(tag))
+        let mut raw = [0u8; 24];
+        raw[..16].copy_from_slice(&body);
+        raw[16..].copy_from_slice(&self.tag(&body));
+        let mut digits = [0u8; 48];
+        // 24 bytes into 48 digits: cannot fail.
+        let _ = hex::encode_to_slice(raw, &mut digits);
+        hex_text(&digits).to_string()
     }
 
     /// Whether the nonce is ours and young enough.
     fn nonce_ok(&self, nonce: &str, now: i64) -> bool {
-        let Ok(raw) = hex::decode(nonce) else {
-            return false;
-        };
-        if raw.len() != 24 {
+        let mut raw = [0u8; 24];
+        // Anything but 48 hex digits is not one of ours.
+        if hex::decode_to_slice(nonce, &mut raw).is_err() {
             return false;
         }
         let ok: bool = self.tag(&raw[..16]).ct_eq(&raw[16..]).into();
@@ -236,7 +266,7 @@ impl Authenticator {
             }
         } else if scheme.eq_ignore_ascii_case("digest") {
             params = parse_params(rest);
-            let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+            let get = |k: &str| params.get(k).unwrap_or("");
             let (user, nonce, duri, resp) =
                 (get("username"), get("nonce"), get("uri"), get("response"));
             let (qop, nc, cnonce) = (get("qop"), get("nc"), get("cnonce"));
@@ -247,19 +277,22 @@ impl Authenticator {
                 && (qop.is_empty() || (!nc.is_empty() && !cnonce.is_empty()))
                 && duri == uri;
             let fresh = self.nonce_ok(nonce, now);
-            let ha2 = md5_hex(&[method, duri]);
+            let ha2 = md5_hex(&[method.as_bytes(), duri.as_bytes()]);
+            let resp = resp.to_ascii_lowercase();
+            let (nonce_b, nc_b, cnonce_b, qop_b) = (
+                nonce.as_bytes(),
+                nc.as_bytes(),
+                cnonce.as_bytes(),
+                qop.as_bytes(),
+            );
             for (i, (c, real)) in cands.iter().enumerate() {
-                let ha1 = md5_hex(&[&c.user, REALM, &c.password]);
+                let ha1 = md5_hex(&[c.user.as_bytes(), REALM.as_bytes(), c.password.as_bytes()]);
                 let expect = if qop.is_empty() {
-                    md5_hex(&[&ha1, nonce, &ha2])
+                    md5_hex(&[&ha1, nonce_b, &ha2])
                 } else {
-                    md5_hex(&[&ha1, nonce, nc, cnonce, qop, &ha2])
+                    md5_hex(&[&ha1, nonce_b, nc_b, cnonce_b, qop_b, &ha2])
                 };
-                let ok = user.as_bytes().ct_eq(c.user.as_bytes())
-                    & resp
-                        .to_ascii_lowercase()
-                        .as_bytes()
-                        .ct_eq(expect.as_bytes());
+                let ok = user.as_bytes().ct_eq(c.user.as_bytes()) & resp.as_bytes().ct_eq(&expect);
                 matched[i] = bool::from(ok) && *real && well_formed && fresh;
             }
             if matched.iter().any(|m| *m) {
@@ -310,9 +343,17 @@ pub fn digest_answer(
     nc: &str,
     cnonce: &str,
 ) -> String {
-    let ha1 = md5_hex(&[user, REALM, password]);
-    let ha2 = md5_hex(&[method, uri]);
-    let resp = md5_hex(&[&ha1, nonce, nc, cnonce, "auth", &ha2]);
+    let ha1 = md5_hex(&[user.as_bytes(), REALM.as_bytes(), password.as_bytes()]);
+    let ha2 = md5_hex(&[method.as_bytes(), uri.as_bytes()]);
+    let resp = md5_hex(&[
+        &ha1,
+        nonce.as_bytes(),
+        nc.as_bytes(),
+        cnonce.as_bytes(),
+        b"auth",
+        &ha2,
+    ]);
+    let resp = hex_text(&resp);
     format!(
         "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
          algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{resp}\""
@@ -419,13 +460,63 @@ mod tests {
     }
 
     #[test]
+    fn digest_hashes_match_the_rfc_example() {
+        // RFC 2617 section 3.5: Mufasa's request for /dir/index.html.
+        let ha1 = md5_hex(&[b"Mufasa", b"testrealm@host.com", b"Circle Of Life"]);
+        let ha2 = md5_hex(&[b"GET", b"/dir/index.html"]);
+        let nonce = b"dcd98b7102dd2f0e8b11d0f600bfb0c093";
+        let resp = md5_hex(&[&ha1, nonce, b"00000001", b"0a4f113b", b"auth", &ha2]);
+        assert_eq!(hex_text(&resp), "6629fae49393a05397450978507c4ef1");
+    }
+
+    #[test]
+    fn nonces_are_48_hex_digits_and_only_ours_pass() {
+        let a = Authenticator::with_secret([7; 32]);
+        let now = 1_700_000_000_000;
+        let n = a.nonce(now);
+        assert_eq!(n.len(), 48);
+        assert!(
+            n.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert!(a.nonce_ok(&n, now));
+        assert!(
+            a.nonce_ok(&n.to_ascii_uppercase(), now),
+            "hex in either case"
+        );
+        assert!(!a.nonce_ok(&n[..46], now), "too short");
+        assert!(!a.nonce_ok(&format!("{n}00"), now), "too long");
+        let mut flipped = n.clone().into_bytes();
+        flipped[47] = if flipped[47] == b'0' { b'1' } else { b'0' };
+        assert!(!a.nonce_ok(hex_text(&flipped), now), "a changed tag");
+        assert!(
+            Authenticator::with_secret([7; 32]).nonce_ok(&n, now),
+            "same secret"
+        );
+        assert!(
+            !Authenticator::with_secret([8; 32]).nonce_ok(&n, now),
+            "another secret"
+        );
+        assert!(!a.nonce_ok(&n, now + NONCE_TTL_MS), "expired");
+    }
+
+    #[test]
     fn params() {
-        let p = parse_params(r#"username="a, b", realm="r\"x", nc=00000001, qop=auth"#);
-        assert_eq!(p["username"], "a, b");
-        assert_eq!(p["realm"], "r\"x");
-        assert_eq!(p["nc"], "00000001");
-        assert_eq!(p["qop"], "auth");
-        assert!(parse_params("garbage").is_empty());
-        assert!(parse_params("a=\"unterminated").contains_key("a"));
+        let p = parse_params(r#"username="a, b", Realm="r\"x", nc=00000001, qop=auth"#);
+        assert_eq!(p.get("username"), Some("a, b"));
+        assert_eq!(p.get("realm"), Some("r\"x"), "names in any case");
+        assert_eq!(p.get("nc"), Some("00000001"));
+        assert_eq!(p.get("qop"), Some("auth"));
+        assert_eq!(p.get("cnonce"), None);
+        assert!(parse_params("garbage").0.is_empty());
+        assert_eq!(
+            parse_params("a=\"unterminated").get("a"),
+            Some("unterminated")
+        );
+        assert_eq!(
+            parse_params("nc=1, nc=2").get("nc"),
+            Some("2"),
+            "the last one wins"
+        );
     }
 }

@@ -9,8 +9,9 @@
 //! storm of 10,000 phones with a login held 12 MiB in it), pruned by a scan of the whole map
 //! on every answer once it held 10,000.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::HashSet;
 
 use super::NONCE_TTL_MS;
 
@@ -34,7 +35,9 @@ pub enum Use {
 
 #[derive(Debug, Default)]
 pub struct Replays {
-    keys: RandomState,
+    /// Keyed per process (foldhash, as the audit's event keys): the fingerprint of an answer
+    /// cannot be foreseen from outside, so none can be made to pass for another.
+    keys: foldhash::quality::RandomState,
     current: HashSet<u64>,
     previous: HashSet<u64>,
     /// When `current` began (ms), 0 before the first answer.
@@ -50,11 +53,11 @@ impl Replays {
         if now - self.since >= NONCE_TTL_MS {
             // A gap of two lifetimes leaves nothing worth keeping.
             self.previous = if now - self.since >= 2 * NONCE_TTL_MS {
-                HashSet::new()
+                HashSet::default()
             } else {
                 std::mem::take(&mut self.current)
             };
-            self.current = HashSet::new();
+            self.current = HashSet::default();
             self.since = now;
             self.refused = false;
         }
