@@ -143,7 +143,13 @@ fn parse_params(s: &str) -> Params {
         let key = rest[..eq].trim().to_ascii_lowercase();
         rest = rest[eq + 1..].trim_start();
         let value;
-        if let Some(r) = rest.strip_prefix('"') {
+        if let Some(r) = rest.strip_prefix('"')
+            && let Some(q) = r.find(['"', '\\']).filter(|&q| r.as_bytes()[q] == b'"')
+        {
+            // No escape before the closing quote (every phone's header): the value as sent.
+            value = r[..q].to_string();
+            rest = &r[q + 1..];
+        } else if let Some(r) = rest.strip_prefix('"') {
             let mut v = String::new();
             let mut chars = r.char_indices();
             let mut end = r.len();
@@ -518,5 +524,10 @@ mod tests {
             Some("2"),
             "the last one wins"
         );
+        let p = parse_params(r#"a="x\\y\"z", b="plain", c="é,\é""#);
+        assert_eq!(p.get("a"), Some(r#"x\y"z"#), "escapes taken literally");
+        assert_eq!(p.get("b"), Some("plain"));
+        assert_eq!(p.get("c"), Some("é,é"), "an escaped multi-byte character");
+        assert_eq!(parse_params(r#"a="ends in \"#).get("a"), Some("ends in "));
     }
 }
