@@ -173,3 +173,100 @@ async fn oversized_headers_get_431_on_the_fast_path_and_through_the_router() {
         assert_eq!(r.status(), 431, "{path}");
     }
 }
+
+/// Raises this process's open-file limit to at least `n` (up to the hard limit): the test
+/// below holds that many sockets.
+fn allow_open_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads and sets this process's own limit through a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= n,
+        "this test needs {n} open files; the hard limit is {}",
+        lim.rlim_max
+    );
+}
+
+/// How many of `n` connections to `addr` complete within a few seconds while nothing accepts
+/// them: the ones the listener's backlog holds. The sockets are returned open.
+async fn connections_held(addr: &str, n: usize) -> (usize, Vec<TcpStream>) {
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let addr = addr.to_string();
+        tries.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(r) = tries.join_next().await {
+        if let Some(s) = r.unwrap() {
+            held.push(s);
+        }
+    }
+    (held.len(), held)
+}
+
+#[tokio::test]
+async fn a_boot_storm_s_connections_wait_in_the_backlog_rather_than_being_dropped() {
+    // 1,500 connections that nobody accepts (the server is stopped): with the backlog of 128
+    // that tokio's `bind` listens with, 129 were held and the rest had their SYNs dropped,
+    // each phone retrying a second later (scripts/bench-storm: 64-205 a round at 500 phones
+    // at a time). Linux caps the backlog at net.core.somaxconn (4096 by default).
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("net.core.somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(
+        somaxconn >= 1500,
+        "net.core.somaxconn is {somaxconn}: this test needs at least 1500"
+    );
+    const N: usize = 1500;
+    allow_open_files(2 * N as u64 + 256);
+    let env = Env::new();
+    let key = env.seed();
+    let srv = env.start_with(&["--https", "127.0.0.1:0"]);
+    let https = srv
+        .stdout()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("phoneprov: https on https://")
+                .map(str::to_string)
+        })
+        .expect("the HTTPS address")
+        .split_whitespace()
+        .next()
+        .expect("an address")
+        .to_string();
+    let pid = srv.child.id() as libc::pid_t;
+    // SAFETY: signals the server this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let (http_held, a) = connections_held(&srv.addr, N).await;
+    let (https_held, b) = connections_held(&https, N).await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    assert_eq!(
+        http_held, N,
+        "HTTP connections held while none was accepted"
+    );
+    assert_eq!(
+        https_held, N,
+        "HTTPS connections held while none was accepted"
+    );
+    drop((a, b));
+    // And the server, going on, serves as before.
+    let (st, _) = get(&srv.url(&format!("/p/{key}/{T54W_MAC}.cfg")), T54W_UA).await;
+    assert_eq!(st, 200);
+}

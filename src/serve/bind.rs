@@ -8,6 +8,21 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use super::{ServeConfig, ServeError, tls};
 
+/// Connections the kernel completes and holds for `accept` on the HTTP and HTTPS listeners (it
+/// caps this at `net.core.somaxconn`, 4096 by default since Linux 5.4). In a boot storm a
+/// connection can wait there after its phone has closed it, so the queue must hold more than
+/// the phones in flight: at the 128 that tokio's and std's `bind` listen with,
+/// `scripts/bench-storm` (500 phones at a time) overflowed it 64-205 times a round (`nstat`:
+/// ListenOverflows), and each SYN dropped cost its phone a retransmission a second later.
+/// nginx's storm listener there has 4096 too.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Sets a bound listener's backlog to [`LISTEN_BACKLOG`] (Linux takes a second `listen` on a
+/// listening socket as a new backlog).
+fn deepen_backlog(listener: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    socket2::SockRef::from(listener).listen(LISTEN_BACKLOG)
+}
+
 /// The bound listeners.
 pub struct Listeners {
     pub http: TcpListener,
@@ -30,6 +45,7 @@ pub async fn bind(cfg: &ServeConfig) -> Result<Listeners, ServeError> {
     let http = TcpListener::bind(&cfg.http)
         .await
         .map_err(|source| bind_error(cfg.http.clone(), source, "--http ADDR:PORT"))?;
+    deepen_backlog(&http)?;
     let http_addr = http.local_addr()?;
     let tftp = match &cfg.tftp {
         Some(a) => Some(UdpSocket::bind(a).await.map_err(|source| {
@@ -71,6 +87,7 @@ async fn bind_https(cfg: &ServeConfig, a: &str) -> Result<HttpsListener, ServeEr
     let listener = std::net::TcpListener::bind(a)
         .map_err(|source| bind_error(a.to_string(), source, "--https ADDR:PORT"))?;
     listener.set_nonblocking(true)?;
+    deepen_backlog(&listener)?;
     let addr = listener.local_addr()?;
     Ok(HttpsListener {
         listener,
