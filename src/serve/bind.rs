@@ -23,6 +23,31 @@ fn deepen_backlog(listener: &impl std::os::fd::AsFd) -> std::io::Result<()> {
     socket2::SockRef::from(listener).listen(LISTEN_BACKLOG)
 }
 
+/// The TFTP socket's receive buffer, asked for (Linux doubles it for its bookkeeping and caps
+/// it at twice `net.core.rmem_max`). A boot storm's read requests arrive at once, before the
+/// server has read any: 1,000 phones asking together overflowed the default 208 KiB by 300-380
+/// datagrams a round (`scripts/bench-storm`, `nstat`: UdpRcvbufErrors), and each phone whose
+/// request was dropped waited out its retry timeout (a second, at best). Memory is used only
+/// while datagrams wait.
+pub const TFTP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Asks for [`TFTP_RECEIVE_BUFFER`] on `sock`; what the kernel granted (bytes).
+fn widen_receive_buffer(sock: &UdpSocket) -> std::io::Result<usize> {
+    let s = socket2::SockRef::from(sock);
+    s.set_recv_buffer_size(TFTP_RECEIVE_BUFFER)?;
+    let granted = s.recv_buffer_size()?;
+    if granted < TFTP_RECEIVE_BUFFER {
+        tracing::info!(
+            granted_kib = granted / 1024,
+            wanted_kib = TFTP_RECEIVE_BUFFER / 1024,
+            "the TFTP receive buffer is capped by net.core.rmem_max: in a storm of thousands \
+             of phones at once some requests may be dropped and resent after the phones' \
+             timeout (sysctl -w net.core.rmem_max={TFTP_RECEIVE_BUFFER} allows the whole)"
+        );
+    }
+    Ok(granted)
+}
+
 /// The bound listeners.
 pub struct Listeners {
     pub http: TcpListener,
@@ -57,6 +82,9 @@ pub async fn bind(cfg: &ServeConfig) -> Result<Listeners, ServeError> {
         })?),
         None => None,
     };
+    if let Some(sock) = &tftp {
+        widen_receive_buffer(sock)?;
+    }
     let tftp_addr = tftp.as_ref().map(|s| s.local_addr()).transpose()?;
     let https = match &cfg.https {
         Some(a) => Some(bind_https(cfg, a).await?),
@@ -132,4 +160,62 @@ fn url_host(url: &str) -> Option<String> {
         None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
     };
     (!host.is_empty()).then(|| host.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `net.core.rmem_max` of this machine.
+    fn rmem_max() -> usize {
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .expect("net.core.rmem_max")
+            .trim()
+            .parse()
+            .expect("a number")
+    }
+
+    #[tokio::test]
+    async fn the_tftp_socket_gets_the_receive_buffer_the_kernel_allows() {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let before = socket2::SockRef::from(&sock).recv_buffer_size().unwrap();
+        let granted = widen_receive_buffer(&sock).unwrap();
+        // Linux doubles what it is asked for, up to twice rmem_max.
+        let expected = 2 * TFTP_RECEIVE_BUFFER.min(rmem_max());
+        assert_eq!(
+            granted, expected,
+            "asked {TFTP_RECEIVE_BUFFER}, before {before}"
+        );
+        assert_eq!(
+            socket2::SockRef::from(&sock).recv_buffer_size().unwrap(),
+            expected
+        );
+    }
+
+    #[tokio::test]
+    async fn http_listeners_hold_the_backlog_asked_for() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        deepen_backlog(&l).unwrap();
+        // For a listening socket Linux reports its backlog limit in tcpi_sacked (TCP_INFO).
+        // SAFETY: tcp_info is plain integers, for which all zeros is a value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: a valid socket, and a buffer of the length given.
+        let r = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&l),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(info.tcpi_sacked, (LISTEN_BACKLOG as u32).min(somaxconn));
+    }
 }
