@@ -30,6 +30,10 @@ pub async fn run(
         public_https_url: settings.public_https_url.as_deref(),
         tftp,
         tls_cert: args.tls_cert.as_deref(),
+        storm: doctor::StormAsks {
+            listen_backlog: phoneprov::serve::LISTEN_BACKLOG as u64,
+            tftp_receive_buffer: phoneprov::serve::TFTP_RECEIVE_BUFFER as u64,
+        },
     })
     .await;
     let text = checks

@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::manage::Manager;
 
 mod certificate;
+mod storm;
+
+pub use storm::Asks as StormAsks;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +77,8 @@ pub struct Inputs<'a> {
     pub tftp: Option<String>,
     /// The certificate file `serve` uses (`--tls-cert`); `None`: the generated one, if any.
     pub tls_cert: Option<&'a Path>,
+    /// The accept queue and TFTP receive buffer `serve` asks the kernel for.
+    pub storm: StormAsks,
 }
 
 /// Runs every check, in the order a tech would fix things.
@@ -89,6 +94,7 @@ pub async fn run(i: &Inputs<'_>) -> Vec<Check> {
     });
     out.push(certificate::check(i.public_https_url, i.tls_cert, i.data_dir).await);
     out.push(tftp(i.tftp.as_deref()).await);
+    out.push(storm::check(i.storm));
     out.push(policy(i.data_dir));
     out.extend(clouds(i.data_dir).await);
     match i.manager {

@@ -20,6 +20,8 @@ pub mod tftp;
 pub mod tls;
 mod ymcs_api;
 
+pub use bind::{LISTEN_BACKLOG, TFTP_RECEIVE_BUFFER};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
