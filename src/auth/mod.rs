@@ -192,12 +192,12 @@ impl Authenticator {
 
     /// A fresh nonce.
     pub fn nonce(&self, now: i64) -> String {
-        let mut body = [0u8; 16];
-        body[..8].copy_from_slice(&now.to_be_bytes());
-        let _ = getrandom::fill(&mut body[8..]);
+        // issued-ms ‖ 8 random bytes ‖ their tag, built in place.
         let mut raw = [0u8; 24];
-        raw[..16].copy_from_slice(&body);
-        raw[16..].copy_from_slice(&self.tag(&body));
+        raw[..8].copy_from_slice(&now.to_be_bytes());
+        let _ = getrandom::fill(&mut raw[8..16]);
+        let tag = self.tag(&raw[..16]);
+        raw[16..].copy_from_slice(&tag);
         let mut digits = [0u8; 48];
         // 24 bytes into 48 digits: cannot fail.
         let _ = hex::encode_to_slice(raw, &mut digits);
