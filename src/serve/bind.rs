@@ -36,7 +36,7 @@ fn widen_receive_buffer(sock: &UdpSocket) -> std::io::Result<usize> {
     let s = socket2::SockRef::from(sock);
     s.set_recv_buffer_size(TFTP_RECEIVE_BUFFER)?;
     let granted = s.recv_buffer_size()?;
-    if granted < TFTP_RECEIVE_BUFFER {
+    if capped(granted) {
         tracing::info!(
             granted_kib = granted / 1024,
             wanted_kib = TFTP_RECEIVE_BUFFER / 1024,
@@ -46,6 +46,12 @@ fn widen_receive_buffer(sock: &UdpSocket) -> std::io::Result<usize> {
         );
     }
     Ok(granted)
+}
+
+/// Whether the kernel granted less than asked: it reports twice what it was asked for (its
+/// bookkeeping) when nothing capped it, so 6 MiB granted under an rmem_max of 3 MiB is capped.
+fn capped(granted: usize) -> bool {
+    granted < 2 * TFTP_RECEIVE_BUFFER
 }
 
 /// The bound listeners.
@@ -190,6 +196,14 @@ mod tests {
             socket2::SockRef::from(&sock).recv_buffer_size().unwrap(),
             expected
         );
+        assert_eq!(capped(granted), rmem_max() < TFTP_RECEIVE_BUFFER);
+    }
+
+    #[test]
+    fn a_buffer_is_capped_when_less_than_twice_the_ask_came_back() {
+        assert!(!capped(2 * TFTP_RECEIVE_BUFFER), "all of it");
+        assert!(capped(2 * (3 << 20)), "rmem_max of 3 MiB");
+        assert!(capped(2 * 212_992), "stock rmem_max");
     }
 
     #[tokio::test]
