@@ -17,24 +17,73 @@ use crate::mac::Mac;
 pub struct ReadyFile {
     pub bytes: Bytes,
     /// Quoted strong ETag derived from the content.
-    pub etag: String,
+    pub etag: Etag,
     pub content_type: &'static str,
     /// The phone the file belongs to, if it names one.
     pub mac: Option<Mac>,
 }
 
+/// Length of an [`Etag`]: a quote, 32 hex digits, a quote.
+const ETAG_LEN: usize = 34;
+
+/// A rendered file's quoted strong entity tag, held inline: answering with it reads nothing
+/// beyond the file's own fields (a separate allocation per tag was one more cache miss per
+/// request when a storm touches thousands of phones' files).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Etag([u8; ETAG_LEN]);
+
+impl Etag {
+    /// The tag for a file whose SHA-256 is `digest`: its first 128 bits in hex (zeros for
+    /// any of them a shorter digest lacks).
+    pub fn of_digest(digest: &[u8]) -> Etag {
+        let mut e = [b'0'; ETAG_LEN];
+        e[0] = b'"';
+        e[ETAG_LEN - 1] = b'"';
+        let n = digest.len().min(16);
+        // Cannot fail: the slice is exactly twice the bytes encoded.
+        let _ = hex::encode_to_slice(&digest[..n], &mut e[1..1 + 2 * n]);
+        Etag(e)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always ASCII: quotes and hex digits.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Etag {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Etag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What keeps a file's bytes alive in [`ReadyFile::body`].
+struct Held(Arc<ReadyFile>);
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.bytes
+    }
+}
+
 impl ReadyFile {
     /// The quoted strong ETag for a file whose SHA-256 is `digest`: its first 128 bits in hex.
-    pub fn etag_of(digest: &[u8]) -> String {
-        let mut hex = [0u8; 32];
-        let n = digest.len().min(16);
-        // Cannot fail: the buffer is exactly twice the bytes encoded.
-        let _ = hex::encode_to_slice(&digest[..n], &mut hex[..2 * n]);
-        let mut e = String::with_capacity(2 * n + 2);
-        e.push('"');
-        e.push_str(std::str::from_utf8(&hex[..2 * n]).unwrap_or_default());
-        e.push('"');
-        e
+    pub fn etag_of(digest: &[u8]) -> Etag {
+        Etag::of_digest(digest)
+    }
+
+    /// The file's bytes for an answer, owned by the file itself: the count that is raised is
+    /// the file's, already at hand, not the shared count of the phone's record the bytes were
+    /// cut from (another allocation, so another cache miss a request in a storm).
+    pub fn body(self: Arc<ReadyFile>) -> Bytes {
+        Bytes::from_owner(Held(self))
     }
 
     pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
@@ -354,5 +403,40 @@ impl Ready {
             Err(poisoned) => *poisoned.into_inner() = snap,
         }
         self.published.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_is_the_first_128_bits_of_the_digest_quoted() {
+        let bytes = b"account.1.user_name = 1001\n".to_vec();
+        let digest = Sha256::digest(&bytes);
+        let f = ReadyFile::new(bytes, "text/plain");
+        let want = format!("\"{}\"", &hex::encode(digest)[..32]);
+        assert_eq!(&*f.etag, want);
+        assert_eq!(format!("{:?}", f.etag), want);
+        // A shorter digest is padded with zeros, never cut short or left with junk.
+        assert_eq!(
+            Etag::of_digest(&[0xab, 0x01]).as_str(),
+            format!("\"ab01{}\"", "0".repeat(28))
+        );
+    }
+
+    #[test]
+    fn a_body_keeps_its_file_alive_and_reads_its_bytes() {
+        let f = Arc::new(ReadyFile::new(
+            b"#!version:1.0.0.1\n".to_vec(),
+            "text/plain",
+        ));
+        let body = f.clone().body();
+        assert_eq!(Arc::strong_count(&f), 2, "the body holds the file");
+        drop(f);
+        assert_eq!(&body[..], b"#!version:1.0.0.1\n");
+        let cut = body.slice(2..9);
+        drop(body);
+        assert_eq!(&cut[..], b"version");
     }
 }

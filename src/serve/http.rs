@@ -191,13 +191,15 @@ async fn answer(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
             tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
             // Built in place: the answer to most of a boot storm's requests.
             let fresh = etag_matches(&req.headers, &file.etag);
+            let etag = HeaderValue::from_bytes(file.etag.as_bytes());
+            let content_type = file.content_type;
             let mut r = match fresh {
                 true => Response::new(Body::empty()),
-                false => Response::new(Body::from(file.bytes.clone())),
+                false => Response::new(Body::from(file.body())),
             };
             let headers = r.headers_mut();
             headers.reserve(3);
-            if let Ok(v) = HeaderValue::from_str(&file.etag) {
+            if let Ok(v) = etag {
                 headers.insert(header::ETAG, v);
             }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -205,10 +207,7 @@ async fn answer(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
                 *r.status_mut() = StatusCode::NOT_MODIFIED;
                 return r;
             }
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(file.content_type),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             r
         }
         Resolution::Disk(d) => disk_response(&d, &req.headers, peer).await,

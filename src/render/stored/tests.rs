@@ -33,10 +33,7 @@ fn round_trip_generations_and_appends() {
     let got = d
         .read(&p1, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
         .unwrap();
-    assert_eq!(
-        (got.bytes.clone(), got.etag.clone()),
-        (cfg.bytes.clone(), cfg.etag.clone())
-    );
+    assert_eq!((got.bytes.clone(), got.etag), (cfg.bytes.clone(), cfg.etag));
     assert_eq!(
         d.read(&p1, 1, "805ec0aabbcc.boot", a, Asked::Granted)
             .unwrap()

@@ -110,7 +110,7 @@ pub async fn serve_read(
     };
     let facts = RequestFacts::bare(&req.filename, peer.ip(), Transport::Tftp);
     let mut source = match crate::resolve::answer(files, &facts).await {
-        Resolution::Found(f) => Source::Memory(f.bytes.clone()),
+        Resolution::Found(f) => Source::Memory(f.body()),
         Resolution::Disk(d) => match std::fs::File::open(&d.path) {
             Ok(f) => Source::disk(f, d.len, 64 * 1024),
             Err(_) => {
