@@ -47,7 +47,10 @@ fn judge(asks: Asks, somaxconn: Option<u64>, rmem_max: Option<u64>) -> Check {
                  connections waiting to be accepted, and a storm's beyond that are dropped \
                  and retried a second later"
             ),
-            "sysctl -w net.core.somaxconn=4096, and the same line in /etc/sysctl.d/ to keep it",
+            &format!(
+                "sysctl -w net.core.somaxconn={wanted_backlog}, and the same line in \
+                 /etc/sysctl.d/ to keep it"
+            ),
         );
     }
     let buf = 2 * rmem_max.min(wanted_buf);

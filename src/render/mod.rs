@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use cache::Asked;
 use context::{PhoneCtx, PhoneFileCtx, SiteCtx, SiteFileCtx, merge_settings, parse_time_zone};
-pub use ready::{FirmwareIndex, Ready, ReadyFile, SiteFiles, Snapshot};
+pub use ready::{Etag, FirmwareIndex, Ready, ReadyFile, SiteFiles, Snapshot};
 
 use crate::catalog::{Catalog, Scope, Vendor};
 use crate::model::{Line, Phone, Setting, Site};

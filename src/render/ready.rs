@@ -45,6 +45,11 @@ impl Etag {
         Etag(e)
     }
 
+    /// The tag's bytes, as a header value takes them (no UTF-8 check on the way).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Always ASCII: quotes and hex digits.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -74,11 +79,6 @@ impl AsRef<[u8]> for Held {
 }
 
 impl ReadyFile {
-    /// The quoted strong ETag for a file whose SHA-256 is `digest`: its first 128 bits in hex.
-    pub fn etag_of(digest: &[u8]) -> Etag {
-        Etag::of_digest(digest)
-    }
-
     /// The file's bytes for an answer, owned by the file itself: the count that is raised is
     /// the file's, already at hand, not the shared count of the phone's record the bytes were
     /// cut from (another allocation, so another cache miss a request in a storm).
@@ -89,7 +89,7 @@ impl ReadyFile {
     pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
         let digest = Sha256::digest(&bytes);
         ReadyFile {
-            etag: ReadyFile::etag_of(&digest),
+            etag: Etag::of_digest(&digest),
             bytes: Bytes::from(bytes),
             content_type,
             mac: None,

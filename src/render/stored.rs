@@ -20,8 +20,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::ReadyFile;
 use super::cache::{Asked, FileCache, Key, PhoneFiles};
+use super::{Etag, ReadyFile};
 use crate::mac::Mac;
 
 /// The directory under the data dir.
@@ -525,7 +525,7 @@ fn decode(rec: &Bytes, mac: Mac, only: Option<&str>) -> Result<PhoneFiles, &'sta
             return Err("digest mismatch");
         }
         let file = ReadyFile {
-            etag: ReadyFile::etag_of(digest),
+            etag: Etag::of_digest(digest),
             bytes: rec.slice(start..at),
             content_type: CONTENT_TYPE,
             mac: Some(mac),
