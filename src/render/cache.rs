@@ -20,11 +20,10 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::ReadyFile;
+use super::record::PhoneFiles;
 
 /// A cached phone: which site version it was read under, and the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,34 +34,9 @@ pub struct Key {
     pub mac: crate::mac::Mac,
 }
 
-/// A phone's files, by name.
-#[derive(Debug, Default)]
-pub struct PhoneFiles {
-    pub files: Vec<(Box<str>, Arc<ReadyFile>)>,
-}
-
-impl PhoneFiles {
-    pub fn get(&self, name: &str) -> Option<Arc<ReadyFile>> {
-        self.files
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, f)| f.clone())
-    }
-
-    /// What holding it costs, as the bound counts it.
-    fn cost(&self) -> usize {
-        OVERHEAD
-            + self
-                .files
-                .iter()
-                .map(|(n, f)| n.len() + f.bytes.len() + f.etag.len() + 64)
-                .sum::<usize>()
-    }
-}
-
 #[derive(Debug)]
 struct Entry {
-    file: Arc<PhoneFiles>,
+    file: PhoneFiles,
     referenced: bool,
 }
 
@@ -76,8 +50,14 @@ struct Shard {
 
 const SHARDS: usize = 16;
 
-/// What an entry costs besides its bytes (key, entry, map slot).
+/// What an entry costs besides its record: the record's counts and the rounding of its
+/// block, the key, the entry and its map slot, its place in the clock's order.
 const OVERHEAD: usize = 160;
+
+/// What holding a phone's files costs, as the bound counts it.
+fn cost_of(file: &PhoneFiles) -> usize {
+    OVERHEAD + file.len()
+}
 
 /// The read from disk on which a phone's files are kept.
 const ADMIT_ON: u64 = 4;
@@ -163,18 +143,20 @@ impl FileCache {
 
     /// Looks `key` up as [`FileCache::get`] does, without counting or marking it: the same
     /// work for a phone that is not there (see [`super::DiskFiles::decoy`]).
-    pub fn probe(&self, key: &Key) -> Option<Arc<PhoneFiles>> {
+    pub fn probe<R>(&self, key: &Key, f: impl FnOnce(&PhoneFiles) -> R) -> Option<R> {
         let s = self.shard(key).lock().ok()?;
-        s.map.get(key).map(|e| e.file.clone())
+        s.map.get(key).map(|e| f(&e.file))
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<PhoneFiles>> {
+    /// `f` of the phone's files, if they are held (read in place: no count is raised for
+    /// the phone's record unless `f` takes one of its files).
+    pub fn get<R>(&self, key: &Key, f: impl FnOnce(&PhoneFiles) -> R) -> Option<R> {
         let mut s = self.shard(key).lock().ok()?;
         match s.map.get_mut(key) {
             Some(e) => {
                 e.referenced = true;
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(e.file.clone())
+                Some(f(&e.file))
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -184,8 +166,8 @@ impl FileCache {
     }
 
     /// Keeps a phone's files just read from disk, on the read [`FileCache::count_read`] chose.
-    pub fn insert(&self, key: Key, file: Arc<PhoneFiles>) {
-        let cost = file.cost();
+    pub fn insert(&self, key: Key, file: PhoneFiles) {
+        let cost = cost_of(&file);
         if cost > self.per_shard {
             return;
         }
@@ -208,7 +190,7 @@ impl FileCache {
             if again {
                 s.order.push_back(k);
             } else if let Some(e) = s.map.remove(&k) {
-                s.bytes -= e.file.cost();
+                s.bytes -= cost_of(&e.file);
             }
         }
         s.bytes += cost;
@@ -251,6 +233,8 @@ fn name_bits(name: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::ReadyFile;
+    use std::sync::Arc;
 
     fn key(i: u64, version: u64) -> Key {
         let b = i.to_be_bytes();
@@ -261,21 +245,25 @@ mod tests {
         }
     }
 
-    fn file(n: usize) -> Arc<PhoneFiles> {
+    fn file(n: usize) -> PhoneFiles {
         let f = Arc::new(ReadyFile::new(vec![b'x'; n], "text/plain"));
-        Arc::new(PhoneFiles {
-            files: vec![("a.cfg".into(), f)],
-        })
+        PhoneFiles::of(crate::mac::Mac::from_bytes([0; 6]), &[("a.cfg".into(), f)])
+            .expect("a record")
+    }
+
+    /// Whether the cache holds `k`'s phone.
+    fn held(c: &FileCache, k: Key) -> bool {
+        c.get(&k, |_| ()).is_some()
     }
 
     /// One read of a phone's `name` from disk, as `DiskFiles::read` does it.
-    fn read_as(c: &FileCache, k: Key, name: &str, asked: Asked, f: Arc<PhoneFiles>) {
+    fn read_as(c: &FileCache, k: Key, name: &str, asked: Asked, f: PhoneFiles) {
         if c.count_read(&k, name, asked) {
             c.insert(k, f);
         }
     }
 
-    fn read(c: &FileCache, k: Key, name: &str, f: Arc<PhoneFiles>) {
+    fn read(c: &FileCache, k: Key, name: &str, f: PhoneFiles) {
         read_as(c, k, name, Asked::Granted, f)
     }
 
@@ -287,7 +275,7 @@ mod tests {
     ];
 
     /// Reads a phone from disk until the cache keeps it.
-    fn insert(c: &FileCache, k: Key, f: Arc<PhoneFiles>) {
+    fn insert(c: &FileCache, k: Key, f: PhoneFiles) {
         for n in 0..ADMIT_ON {
             read(c, k, &format!("f{n}.cfg"), f.clone());
         }
@@ -301,15 +289,12 @@ mod tests {
         for i in 0..2000 {
             insert(&c, key(i, 1), file(1000));
             // The hot phone is asked for all the time, like a booting one.
-            assert!(c.get(&key(hot, 1)).is_some(), "hot entry evicted at {i}");
+            assert!(held(&c, key(hot, 1)), "hot entry evicted at {i}");
         }
         let (bytes, n) = c.size();
         assert!(bytes <= SHARDS * 10_000, "{bytes}");
         assert!(n < 2000 && n > 16, "{n}");
-        assert!(
-            c.get(&key(hot, 2)).is_none(),
-            "another version is another entry"
-        );
+        assert!(!held(&c, key(hot, 2)), "another version is another entry");
     }
 
     #[test]
@@ -324,12 +309,12 @@ mod tests {
             }
         }
         assert_eq!(c.size().1, 1, "only the phone read more often is held");
-        assert!(c.get(&key(hot, 1)).is_some());
+        assert!(held(&c, key(hot, 1)));
         // A phone that boots again (after a firmware update, say) is kept on its next read.
         // The storm's last phone: an earlier one's count may have been taken over by a later
         // phone hashed to the same slot (65,536 of them), which only delays keeping it.
         read(&c, key(1999, 1), BOOT[0], file(1000));
-        assert!(c.get(&key(1999, 1)).is_some());
+        assert!(held(&c, key(1999, 1)));
     }
 
     #[test]
@@ -345,7 +330,7 @@ mod tests {
         assert_eq!(c.size().1, 0, "a storm of first boots is not held");
         // Booting again, it is kept on its first read, as a phone without a login is.
         read_as(&c, key(1999, 1), BOOT[0], Asked::Refused, file(1000));
-        assert!(c.get(&key(1999, 1)).is_some());
+        assert!(held(&c, key(1999, 1)));
     }
 
     #[test]
@@ -355,7 +340,7 @@ mod tests {
         for _ in 0..ADMIT_ON {
             read_as(&c, k, BOOT[2], Asked::Refused, file(1000));
         }
-        assert!(c.get(&k).is_some());
+        assert!(held(&c, k));
     }
 
     #[test]
@@ -365,24 +350,24 @@ mod tests {
         for _ in 0..ADMIT_ON - 1 {
             read(&c, k, BOOT[2], file(1000));
         }
-        assert!(c.get(&k).is_none());
+        assert!(!held(&c, k));
         read(&c, k, BOOT[2], file(1000));
-        assert!(c.get(&k).is_some());
+        assert!(held(&c, k));
         // With a login, a fetch is a challenge and its answer: four fetches, eight reads.
         let k = key(8, 1);
         for n in 0..ADMIT_ON {
-            assert!(c.get(&k).is_none(), "kept after {n} fetches");
+            assert!(!held(&c, k), "kept after {n} fetches");
             read_as(&c, k, BOOT[2], Asked::Refused, file(1000));
             read_as(&c, k, BOOT[2], Asked::Granted, file(1000));
         }
-        assert!(c.get(&k).is_some());
+        assert!(held(&c, k));
     }
 
     #[test]
     fn a_zero_bound_caches_nothing() {
         let c = FileCache::new(0);
         insert(&c, key(1, 1), file(10));
-        assert!(c.get(&key(1, 1)).is_none());
+        assert!(!held(&c, key(1, 1)));
         assert_eq!(c.size(), (0, 0));
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! [`Renderer`] holds the Tera environment (see [`templates`] for the lookup chain) and renders
 //! a site's shared files or one phone's files from plain records; [`ready`] holds the
-//! published snapshot, [`stored`] the phones' files on disk and [`cache`] the hot ones in
-//! memory, so a phone's request is a lookup. Rendering happens when data changes, never on a
+//! published snapshot, [`stored`] the phones' files on disk (each phone's a [`record`]) and
+//! [`cache`] the hot ones in memory, so a phone's request is a lookup that yields a
+//! [`file::FileRef`]. Rendering happens when data changes, never on a
 //! phone's request.
 
 pub mod cache;
 pub mod context;
+pub mod file;
 pub mod format;
 pub mod ready;
+pub mod record;
 pub mod stored;
 pub mod templates;
 pub mod timezone;
@@ -19,7 +22,8 @@ use std::sync::Arc;
 
 pub use cache::Asked;
 use context::{PhoneCtx, PhoneFileCtx, SiteCtx, SiteFileCtx, merge_settings, parse_time_zone};
-pub use ready::{Etag, FirmwareIndex, Ready, ReadyFile, SiteFiles, Snapshot};
+pub use file::{Etag, FileRef, ReadyFile};
+pub use ready::{FirmwareIndex, Ready, SiteFiles, Snapshot};
 
 use crate::catalog::{Catalog, Scope, Vendor};
 use crate::model::{Line, Phone, Setting, Site};

@@ -6,103 +6,9 @@
 use foldhash::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
-
 use super::cache::Asked;
+use super::file::{FileRef, ReadyFile};
 use crate::mac::Mac;
-
-/// Bytes ready to send, with their entity tag.
-#[derive(Debug, Clone)]
-pub struct ReadyFile {
-    pub bytes: Bytes,
-    /// Quoted strong ETag derived from the content.
-    pub etag: Etag,
-    pub content_type: &'static str,
-    /// The phone the file belongs to, if it names one.
-    pub mac: Option<Mac>,
-}
-
-/// Length of an [`Etag`]: a quote, 32 hex digits, a quote.
-const ETAG_LEN: usize = 34;
-
-/// A rendered file's quoted strong entity tag, held inline: answering with it reads nothing
-/// beyond the file's own fields (a separate allocation per tag was one more cache miss per
-/// request when a storm touches thousands of phones' files).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Etag([u8; ETAG_LEN]);
-
-impl Etag {
-    /// The tag for a file whose SHA-256 is `digest`: its first 128 bits in hex (zeros for
-    /// any of them a shorter digest lacks).
-    pub fn of_digest(digest: &[u8]) -> Etag {
-        let mut e = [b'0'; ETAG_LEN];
-        e[0] = b'"';
-        e[ETAG_LEN - 1] = b'"';
-        let n = digest.len().min(16);
-        // Cannot fail: the slice is exactly twice the bytes encoded.
-        let _ = hex::encode_to_slice(&digest[..n], &mut e[1..1 + 2 * n]);
-        Etag(e)
-    }
-
-    /// The tag's bytes, as a header value takes them (no UTF-8 check on the way).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Always ASCII: quotes and hex digits.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl std::ops::Deref for Etag {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::fmt::Debug for Etag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What keeps a file's bytes alive in [`ReadyFile::body`].
-struct Held(Arc<ReadyFile>);
-
-impl AsRef<[u8]> for Held {
-    fn as_ref(&self) -> &[u8] {
-        &self.0.bytes
-    }
-}
-
-impl ReadyFile {
-    /// The file's bytes for an answer, owned by the file itself: the count that is raised is
-    /// the file's, already at hand, not the shared count of the phone's record the bytes were
-    /// cut from (another allocation, so another cache miss a request in a storm).
-    pub fn body(self: Arc<ReadyFile>) -> Bytes {
-        Bytes::from_owner(Held(self))
-    }
-
-    pub fn new(bytes: Vec<u8>, content_type: &'static str) -> ReadyFile {
-        let digest = Sha256::digest(&bytes);
-        ReadyFile {
-            etag: Etag::of_digest(&digest),
-            bytes: Bytes::from(bytes),
-            content_type,
-            mac: None,
-        }
-    }
-
-    pub fn with_mac(&self, mac: Mac) -> ReadyFile {
-        ReadyFile {
-            mac: Some(mac),
-            ..self.clone()
-        }
-    }
-}
 
 /// One site's files.
 #[derive(Debug, Clone, Default)]
@@ -135,9 +41,9 @@ impl SiteFiles {
     /// The file `name` of the site; `mac` is the phone it names, if any. A phone's file is
     /// looked for only if the phone is in the site; `asked` says whether the request is
     /// refused for its login (it counts toward keeping the phone in memory differently).
-    pub fn get(&self, name: &str, mac: Option<Mac>, asked: Asked) -> Option<Arc<ReadyFile>> {
+    pub fn get(&self, name: &str, mac: Option<Mac>, asked: Asked) -> Option<FileRef> {
         if let Some(f) = self.files.get(name) {
-            return Some(f.clone());
+            return Some(FileRef::from(f.clone()));
         }
         let (disk, pack) = (self.disk.as_ref()?, self.pack.as_ref()?);
         let mac = mac?;
@@ -403,40 +309,5 @@ impl Ready {
             Err(poisoned) => *poisoned.into_inner() = snap,
         }
         self.published.send_modify(|n| *n += 1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_is_the_first_128_bits_of_the_digest_quoted() {
-        let bytes = b"account.1.user_name = 1001\n".to_vec();
-        let digest = Sha256::digest(&bytes);
-        let f = ReadyFile::new(bytes, "text/plain");
-        let want = format!("\"{}\"", &hex::encode(digest)[..32]);
-        assert_eq!(&*f.etag, want);
-        assert_eq!(format!("{:?}", f.etag), want);
-        // A shorter digest is padded with zeros, never cut short or left with junk.
-        assert_eq!(
-            Etag::of_digest(&[0xab, 0x01]).as_str(),
-            format!("\"ab01{}\"", "0".repeat(28))
-        );
-    }
-
-    #[test]
-    fn a_body_keeps_its_file_alive_and_reads_its_bytes() {
-        let f = Arc::new(ReadyFile::new(
-            b"#!version:1.0.0.1\n".to_vec(),
-            "text/plain",
-        ));
-        let body = f.clone().body();
-        assert_eq!(Arc::strong_count(&f), 2, "the body holds the file");
-        drop(f);
-        assert_eq!(&body[..], b"#!version:1.0.0.1\n");
-        let cut = body.slice(2..9);
-        drop(body);
-        assert_eq!(&cut[..], b"version");
     }
 }

@@ -17,19 +17,17 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::cache::{Asked, FileCache, Key, PhoneFiles};
-use super::{Etag, ReadyFile};
+use super::cache::{Asked, FileCache, Key};
+use super::record::{self, PhoneFiles};
+use super::{FileRef, ReadyFile};
 use crate::mac::Mac;
 
 /// The directory under the data dir.
 pub const DIR: &str = "rendered";
-const RECORD: &[u8; 4] = b"PPR2";
 const INDEX: &[u8; 6] = b"PPIX1\n";
 const STATE: &str = "STATE.json";
-const CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// What the files on disk were rendered from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,11 +81,15 @@ impl SitePack {
         self.index.len()
     }
 
-    fn record(&self, mac: Mac) -> Option<Vec<u8>> {
+    /// The phone's record as it is on disk (unchecked), read straight into the block the
+    /// memory cache may keep.
+    fn record(&self, mac: Mac) -> Option<Arc<[u8]>> {
         let (off, len) = self.index.get(mac)?;
-        let mut buf = vec![0; len as usize];
-        match self.file.read_exact_at(&mut buf, off) {
-            Ok(()) => Some(buf),
+        let mut rec: Arc<[u8]> = std::iter::repeat_n(0, len as usize).collect();
+        // Just made, so ours alone.
+        let buf = Arc::get_mut(&mut rec)?;
+        match self.file.read_exact_at(buf, off) {
+            Ok(()) => Some(rec),
             Err(e) => {
                 tracing::error!(site_id = self.site_id, generation = self.generation, %mac, error = %e,
                     "rendered files unreadable");
@@ -166,13 +168,11 @@ impl DiskFiles {
             "000000000000.cfg",
             "000000000000-x.cfg",
         ]
-        .map(|n| (Box::from(n), blank.clone()));
+        .map(|n| (n.to_string(), blank.clone()));
         Ok(DiskFiles {
             root,
             cache: FileCache::new(cache_bytes),
-            decoy: PhoneFiles {
-                files: decoy.into(),
-            },
+            decoy: PhoneFiles::of(Mac::from_bytes([0; 6]), &decoy)?,
         })
     }
 
@@ -194,26 +194,27 @@ impl DiskFiles {
         name: &str,
         mac: Mac,
         asked: Asked,
-    ) -> Option<Arc<ReadyFile>> {
+    ) -> Option<FileRef> {
         let key = pack.key(version, mac);
-        if let Some(p) = self.cache.get(&key) {
-            return p.get(name);
+        if let Some(found) = self.cache.get(&key, |p| p.get(name)) {
+            return found;
         }
         // A read the cache will not keep checks and holds only the file asked for.
         let keep = self.cache.count_read(&key, name, asked);
-        let raw = Bytes::from(pack.record(mac)?);
-        let phone = match decode(&raw, mac, (!keep).then_some(name)) {
-            Ok(p) => Arc::new(p),
-            Err(why) => {
-                tracing::error!(site_id = pack.site_id, generation = pack.generation, %mac, why,
-                    "rendered files fail their check: not served (rendered again on the next change or restart)");
-                return None;
-            }
+        let rec = pack.record(mac)?;
+        let checked = match keep {
+            true => PhoneFiles::check(rec, mac).map(|phone| {
+                let file = phone.get(name);
+                self.cache.insert(key, phone);
+                file
+            }),
+            false => PhoneFiles::check_one(rec, mac, name),
         };
-        if keep {
-            self.cache.insert(key, phone.clone());
-        }
-        phone.get(name)
+        checked.unwrap_or_else(|why| {
+            tracing::error!(site_id = pack.site_id, generation = pack.generation, %mac, why,
+                "rendered files fail their check: not served (rendered again on the next change or restart)");
+            None
+        })
     }
 
     /// The lookup [`DiskFiles::read`] does for a phone in memory, for a MAC that is in no
@@ -221,8 +222,14 @@ impl DiskFiles {
     /// it an unknown MAC answers measurably sooner than a known one (`tests/timing.rs`), and a
     /// scanner could tell which MACs exist by time.
     pub fn decoy(&self, pack: &SitePack, version: u64, name: &str, mac: Mac) {
-        let held = self.cache.probe(&pack.key(version, mac));
-        std::hint::black_box(held.as_deref().unwrap_or(&self.decoy).get(name));
+        let key = pack.key(version, mac);
+        if self
+            .cache
+            .probe(&key, |p| std::hint::black_box(p.get(name)))
+            .is_none()
+        {
+            std::hint::black_box(self.decoy.get(name));
+        }
     }
 
     /// What the files were rendered from, if that was recorded.
@@ -361,25 +368,7 @@ impl Drop for PackWriter {
 impl PackWriter {
     /// Writes a phone's files as one record, replacing its previous one.
     pub fn put(&mut self, mac: Mac, files: &[(String, Arc<ReadyFile>)]) -> std::io::Result<()> {
-        let mut rec = Vec::with_capacity(
-            64 + files
-                .iter()
-                .map(|(n, f)| n.len() + f.bytes.len() + 40)
-                .sum::<usize>(),
-        );
-        rec.extend_from_slice(RECORD);
-        rec.extend_from_slice(&mac.bytes());
-        let count = u16::try_from(files.len()).map_err(std::io::Error::other)?;
-        rec.extend_from_slice(&count.to_le_bytes());
-        for (name, f) in files {
-            let n = u16::try_from(name.len()).map_err(std::io::Error::other)?;
-            let b = u32::try_from(f.bytes.len()).map_err(std::io::Error::other)?;
-            rec.extend_from_slice(&n.to_le_bytes());
-            rec.extend_from_slice(&b.to_le_bytes());
-            rec.extend_from_slice(&Sha256::digest(&f.bytes));
-            rec.extend_from_slice(name.as_bytes());
-            rec.extend_from_slice(&f.bytes);
-        }
+        let rec = record::encode(mac, files)?;
         let len = u32::try_from(rec.len()).map_err(std::io::Error::other)?;
         self.file.write_all(&rec)?;
         self.index.insert(mac, (self.len, len));
@@ -496,44 +485,5 @@ fn load_gen(dir: &Path, site_id: i64, generation: u64) -> std::io::Result<SitePa
 
 /// A record's files (only the one named `only`, if given), each checked against its digest.
 /// The bodies are slices of `rec` (one allocation per phone, not one per file).
-fn decode(rec: &Bytes, mac: Mac, only: Option<&str>) -> Result<PhoneFiles, &'static str> {
-    let take = |at: &mut usize, n: usize| -> Result<&[u8], &'static str> {
-        let s = rec.get(*at..*at + n).ok_or("record cut short")?;
-        *at += n;
-        Ok(s)
-    };
-    let mut at = 0;
-    if take(&mut at, 4)? != RECORD {
-        return Err("not a record");
-    }
-    if take(&mut at, 6)? != mac.bytes() {
-        return Err("record of another phone");
-    }
-    let count = u16::from_le_bytes(take(&mut at, 2)?.try_into().map_err(|_| "bad count")?);
-    let mut out = PhoneFiles::default();
-    for _ in 0..count {
-        let n = u16::from_le_bytes(take(&mut at, 2)?.try_into().map_err(|_| "bad name")?);
-        let b = u32::from_le_bytes(take(&mut at, 4)?.try_into().map_err(|_| "bad length")?);
-        let digest = take(&mut at, 32)?;
-        let name = std::str::from_utf8(take(&mut at, n as usize)?).map_err(|_| "bad name")?;
-        let start = at;
-        let body = take(&mut at, b as usize)?;
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        if Sha256::digest(body)[..] != *digest {
-            return Err("digest mismatch");
-        }
-        let file = ReadyFile {
-            etag: Etag::of_digest(digest),
-            bytes: rec.slice(start..at),
-            content_type: CONTENT_TYPE,
-            mac: Some(mac),
-        };
-        out.files.push((name.into(), Arc::new(file)));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests;

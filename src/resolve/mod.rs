@@ -21,7 +21,7 @@ use crate::audit::{self, AuditBuffer};
 use crate::catalog::{Catalog, UserAgent};
 use crate::lastseen::SeenBuffer;
 use crate::mac::Mac;
-use crate::render::{Asked, Ready, ReadyFile, SiteFiles};
+use crate::render::{Asked, FileRef, Ready, SiteFiles};
 use crate::store::now_ms;
 
 mod answer;
@@ -334,7 +334,7 @@ impl Resolver {
             _ => ("none", None),
         };
         let site_id = site.as_ref().map(|s| s.site_id);
-        let audit_mac = file.as_ref().and_then(|f| f.mac).or(per_mac);
+        let audit_mac = file.as_ref().and_then(|f| f.mac()).or(per_mac);
         let note = |result: audit::FetchResult| {
             if sensitive {
                 self.audit.note(
@@ -415,9 +415,9 @@ impl Resolver {
         };
         // Last-seen: the file's phone, or a phone of this site named by its User-Agent.
         let mac = file
-            .mac
+            .mac()
             .or_else(|| ua_mac().filter(|m| site.phones.contains_key(m)));
-        if let (true, Some(m)) = (tftp, file.mac) {
+        if let (true, Some(m)) = (tftp, file.mac()) {
             self.note_peer(facts.peer, m, now);
         }
         if let Some(mac) = mac {
@@ -534,7 +534,7 @@ fn lookup(
     mac: Option<Mac>,
     ua_mac: &mut impl FnMut() -> Option<Mac>,
     asked: Asked,
-) -> Option<Arc<ReadyFile>> {
+) -> Option<FileRef> {
     if let Some(f) = site.get(name, mac, asked) {
         return Some(f);
     }

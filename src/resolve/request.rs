@@ -2,9 +2,8 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use crate::render::ReadyFile;
+use crate::render::FileRef;
 
 /// How a request arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +61,7 @@ impl<'a> RequestFacts<'a> {
 #[derive(Debug, Clone)]
 pub enum Resolution {
     /// Rendered bytes, in memory.
-    Found(Arc<ReadyFile>),
+    Found(FileRef),
     /// An operator's file on disk, to be streamed.
     Disk(DiskFile),
     NotFound,

@@ -188,11 +188,11 @@ async fn answer(st: &AppState, peer: SocketAddr, req: &Parts) -> Response {
     let facts = facts_of(req, peer, st.scheme);
     match crate::resolve::answer(&st.resolver, &facts).await {
         Resolution::Found(file) => {
-            tracing::debug!(%peer, mac = ?file.mac, path = %path, "served");
+            tracing::debug!(%peer, mac = ?file.mac(), path = %path, "served");
             // Built in place: the answer to most of a boot storm's requests.
-            let fresh = etag_matches(&req.headers, &file.etag);
-            let etag = HeaderValue::from_bytes(file.etag.as_bytes());
-            let content_type = file.content_type;
+            let fresh = etag_matches(&req.headers, file.etag());
+            let etag = HeaderValue::from_bytes(file.etag().as_bytes());
+            let content_type = file.content_type();
             let mut r = match fresh {
                 true => Response::new(Body::empty()),
                 false => Response::new(Body::from(file.body())),

@@ -9,7 +9,10 @@ fn mac(s: &str) -> Mac {
 }
 
 fn file(text: &str) -> Arc<ReadyFile> {
-    Arc::new(ReadyFile::new(text.as_bytes().to_vec(), CONTENT_TYPE))
+    Arc::new(ReadyFile::new(
+        text.as_bytes().to_vec(),
+        super::super::file::RECORD_CONTENT_TYPE,
+    ))
 }
 
 #[test]
@@ -33,12 +36,12 @@ fn round_trip_generations_and_appends() {
     let got = d
         .read(&p1, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
         .unwrap();
-    assert_eq!((got.bytes.clone(), got.etag), (cfg.bytes.clone(), cfg.etag));
+    assert_eq!((got.bytes(), *got.etag()), (&cfg.bytes[..], cfg.etag));
     assert_eq!(
         d.read(&p1, 1, "805ec0aabbcc.boot", a, Asked::Granted)
             .unwrap()
-            .bytes,
-        boot.bytes
+            .bytes(),
+        &boot.bytes[..]
     );
     assert!(
         d.read(&p1, 1, "805ec0aabbcd.cfg", b, Asked::Granted)
@@ -66,8 +69,8 @@ fn round_trip_generations_and_appends() {
         fresh
             .read(&loaded, 2, "805ec0aabbcc.cfg", a, Asked::Granted)
             .unwrap()
-            .bytes,
-        cfg2.bytes
+            .bytes(),
+        &cfg2.bytes[..]
     );
     assert!(
         fresh
@@ -79,8 +82,8 @@ fn round_trip_generations_and_appends() {
     assert_eq!(
         d.read(&p1, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
             .unwrap()
-            .bytes,
-        cfg.bytes
+            .bytes(),
+        &cfg.bytes[..]
     );
 
     // A new generation replaces the old files; a removed phone is gone.
@@ -105,8 +108,8 @@ fn round_trip_generations_and_appends() {
         fresh
             .read(&p1b, 4, "805ec0aabbcd.cfg", b, Asked::Granted)
             .unwrap()
-            .bytes,
-        cfg.bytes
+            .bytes(),
+        &cfg.bytes[..]
     );
 }
 
@@ -177,15 +180,15 @@ fn an_append_after_a_failed_one_lands_where_its_index_says() {
         .unwrap();
     let p = w.finish().unwrap();
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcd.cfg", b, Asked::Granted)
+        d.read(&p, 1, "805ec0aabbcd.cfg", b, Asked::Granted)
             .unwrap()
-            .bytes[..],
+            .bytes(),
         b"two\n"
     );
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+        d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
             .unwrap()
-            .bytes[..],
+            .bytes(),
         b"one\n"
     );
 }
@@ -217,9 +220,9 @@ fn an_unfinished_writer_leaves_nothing_behind() {
     drop(w);
     assert_eq!(std::fs::metadata(site.join("pack-1")).unwrap().len(), len);
     assert_eq!(
-        &d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
+        d.read(&p, 1, "805ec0aabbcc.cfg", a, Asked::Granted)
             .unwrap()
-            .bytes[..],
+            .bytes(),
         b"one\n"
     );
 }
