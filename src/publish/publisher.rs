@@ -339,7 +339,9 @@ impl Publisher {
 }
 
 /// Returns freed heap to the system after a big load or render (glibc keeps it otherwise, and
-/// the fleet's size would show in RSS for good).
+/// the fleet's size would show in RSS for good): glibc's heap (SQLite allocates there) and
+/// mimalloc's pages of the calling thread that hold no block, at once rather than after its
+/// purge delay (an idle thread's would wait for its next allocation).
 pub(crate) fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
