@@ -129,11 +129,11 @@ fn intact(rec: &[u8], e: &Entry) -> bool {
         .is_some_and(|b| Sha256::digest(b)[..] == *e.digest)
 }
 
-/// A phone's record whose every file matched its digest: what the memory cache holds.
+/// A phone's record whose every file matched its digest: what the memory cache holds. Its
+/// phone is the one the record names (checked when made).
 #[derive(Clone)]
 pub struct PhoneFiles {
     rec: Arc<[u8]>,
-    mac: Mac,
 }
 
 impl PhoneFiles {
@@ -149,7 +149,7 @@ impl PhoneFiles {
                 return Err("digest mismatch");
             }
         }
-        Ok(PhoneFiles { rec, mac })
+        Ok(PhoneFiles { rec })
     }
 
     /// The file `name` of `mac`'s record `rec`, checking that one file only (a read the
@@ -186,7 +186,13 @@ impl PhoneFiles {
             .map_while(Result::ok)
             .find(|e| e.name == name.as_bytes())?;
         let etag = Etag::of_digest(e.digest);
-        FileRef::in_record(self.rec.clone(), e.at, e.len, etag, self.mac)
+        FileRef::in_record(self.rec.clone(), e.at, e.len, etag, self.mac()?)
+    }
+
+    /// The phone the record names.
+    fn mac(&self) -> Option<Mac> {
+        let b: [u8; 6] = self.rec.get(4..10)?.try_into().ok()?;
+        Some(Mac::from_bytes(b))
     }
 
     /// The record's bytes (what holding it costs, besides the cache's own entry).
@@ -203,7 +209,7 @@ impl PhoneFiles {
 impl std::fmt::Debug for PhoneFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PhoneFiles")
-            .field("mac", &self.mac)
+            .field("mac", &self.mac())
             .field("len", &self.rec.len())
             .finish()
     }
@@ -211,6 +217,7 @@ impl std::fmt::Debug for PhoneFiles {
 
 #[cfg(test)]
 mod tests {
+    use super::super::file::RECORD_CONTENT_TYPE;
     use super::*;
 
     fn mac() -> Mac {
@@ -234,8 +241,6 @@ mod tests {
         })
         .to_vec()
     }
-
-    use super::super::file::RECORD_CONTENT_TYPE;
 
     #[test]
     fn each_file_reads_back_with_its_bytes_tag_and_phone() {

@@ -11,7 +11,7 @@ fn mac(s: &str) -> Mac {
 fn file(text: &str) -> Arc<ReadyFile> {
     Arc::new(ReadyFile::new(
         text.as_bytes().to_vec(),
-        super::super::file::RECORD_CONTENT_TYPE,
+        crate::render::file::RECORD_CONTENT_TYPE,
     ))
 }
 
