@@ -63,11 +63,15 @@ impl Store {
                     _ = &mut stop => return,
                     n = listener.try_recv() => match n {
                         Ok(Some(_)) => wake.notify_one(),
-                        // The connection went; the next call reconnects. What was sent in
-                        // between is lost: read the log.
+                        // The connection went. PgListener would reconnect on the next call
+                        // by itself, but silently and with no wake once it listens again:
+                        // reconnect here instead, so every reconnect is logged, backs off
+                        // while the database is down, and wakes the follower once listening
+                        // (what was sent in between is lost: the log is re-read then).
                         Ok(None) => {
                             tracing::warn!("change notifications: connection lost; reconnecting");
                             wake.notify_one();
+                            break;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "change notifications failed; reconnecting");
