@@ -35,6 +35,8 @@ impl Store {
         loop {
             let connected = async {
                 let mut l = PgListener::connect(url).await?;
+                // A lost connection is ours to re-establish (below), not try_recv's.
+                l.eager_reconnect(false);
                 l.listen(CHANNEL).await?;
                 Ok::<_, sqlx::Error>(l)
             };
@@ -63,11 +65,12 @@ impl Store {
                     _ = &mut stop => return,
                     n = listener.try_recv() => match n {
                         Ok(Some(_)) => wake.notify_one(),
-                        // The connection went. PgListener would reconnect on the next call
-                        // by itself, but silently and with no wake once it listens again:
-                        // reconnect here instead, so every reconnect is logged, backs off
-                        // while the database is down, and wakes the follower once listening
-                        // (what was sent in between is lost: the log is re-read then).
+                        // The connection went. PgListener would reconnect by itself (its
+                        // pool retrying until the database is back), silently and with no
+                        // wake once it listens again: reconnect here instead, so every
+                        // reconnect is logged, backs off while the database is down, and
+                        // wakes the follower once listening (what was sent in between is
+                        // lost: the log is re-read then).
                         Ok(None) => {
                             tracing::warn!("change notifications: connection lost; reconnecting");
                             wake.notify_one();
