@@ -49,6 +49,18 @@ fn setup(extra: &[&str]) -> (Env, String, Server) {
     (env, key, srv)
 }
 
+/// A server whose TFTP timer is `ms` (and its default retries) with one 5,000-byte file; its
+/// name as a client asks for it.
+fn one_file_with_timeout(ms: &str) -> (Env, Server, String) {
+    let env = Env::new();
+    let key = env.seed();
+    let files = env.data_dir().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("b5000.dat"), image(5000, 2)).unwrap();
+    let srv = env.start_with(&["--tftp-timeout-ms", ms]);
+    (env, srv, format!("p/{key}/b5000.dat"))
+}
+
 /// Waits up to 5 s for the server log to satisfy `f` (lines land after the client is done).
 fn wait_log(srv: &Server, f: impl Fn(&str) -> bool) -> Option<()> {
     let start = std::time::Instant::now();
@@ -498,15 +510,9 @@ fn lost_and_duplicated_packets() {
 }
 
 #[test]
-fn a_resent_ack_is_answered_at_once_and_a_repeated_request_takes_over() {
+fn a_resent_ack_or_request_is_answered_at_once_and_a_new_start_takes_over() {
     // A slow server timer (2 s), so what answers in time is the client's own resend.
-    let env = Env::new();
-    let key = env.seed();
-    let files = env.data_dir().join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    std::fs::write(files.join("b5000.dat"), image(5000, 2)).unwrap();
-    let srv = env.start_with(&["--tftp-timeout-ms", "2000"]);
-    let name = format!("p/{key}/b5000.dat");
+    let (_env, srv, name) = one_file_with_timeout("2000");
 
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(&name, "octet", &[]));
@@ -533,10 +539,39 @@ fn a_resent_ack_is_answered_at_once_and_a_repeated_request_takes_over() {
         "a duplicate right after a resend got a packet"
     );
 
-    // The same port asks again (its first answer was lost): a new transfer, the old one stops.
+    // The same port asks again before acknowledging anything (its first answer was lost): the
+    // running transfer answers, from its own port, by the rules of a duplicate ACK. A repeat
+    // right after the answer went out crossed it: ignored.
     let c = Raw::new(&srv.tftp);
     c.send_to_listener(&rrq(&name, "octet", &[]));
-    let (_, _, _, first) = c.recv().unwrap();
+    let (_, b, first_block, first) = c.recv().unwrap();
+    assert_eq!(b, 1);
+    c.send_to_listener(&rrq(&name, "octet", &[]));
+    assert!(
+        c.recv_within(Duration::from_millis(500)).is_none(),
+        "a repeat that crossed the answer got a packet"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let asked = std::time::Instant::now();
+    c.send_to_listener(&rrq(&name, "octet", &[]));
+    let (_, b, again, from) = c.recv().expect("block 1 again");
+    assert_eq!(
+        (b, &again, from),
+        (1, &first_block, first),
+        "from the same transfer"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "answered by the repeated request, not by the server's 2 s timer ({:?})",
+        asked.elapsed()
+    );
+    wait_log(&srv, |l| l.contains("the running transfer answers it")).expect("logged");
+
+    // Once it acknowledged a block, the same request again is a new start: a transfer of its
+    // own from block 1, and the old one stops.
+    c.sock.send_to(&ack(1), first).unwrap();
+    let (_, b2, _, _) = c.recv().unwrap();
+    assert_eq!(b2, 2);
     c.send_to_listener(&rrq(&name, "octet", &[]));
     let (_, b, _, second) = c.recv().unwrap();
     assert_eq!(b, 1);
@@ -557,6 +592,48 @@ fn a_resent_ack_is_answered_at_once_and_a_repeated_request_takes_over() {
     }
     assert_eq!(from_first, 0, "the replaced transfer kept sending");
     wait_log(&srv, |l| l.contains("tftp transfer superseded")).expect("logged as superseded");
+}
+
+#[test]
+fn a_request_repeated_as_its_lost_answer_is_resent_is_served_once() {
+    // curl's race (tftp_loss: the OACK lost): curl resends its request when its timeout ends,
+    // just as the server, on the same timeout, resends the OACK; curl takes that OACK, pins
+    // the port it came from and acknowledges it. The repeat that crossed it must not start a
+    // second transfer that stops the one curl pinned (before the fix: curl waited for ever).
+    let (_env, srv, name) = one_file_with_timeout("1000");
+    let want = image(5000, 2);
+    let c = Raw::new(&srv.tftp);
+    c.send_to_listener(&rrq(&name, "octet", &[("blksize", "512")]));
+    let (op, _, _, first) = c.recv().unwrap();
+    assert_eq!(op, 6, "an OACK");
+    // That one "lost"; the server resends it after its second, and the client's repeat is
+    // already on its way.
+    let (op, _, _, from) = c.recv().expect("the OACK resent");
+    assert_eq!((op, from), (6, first));
+    c.send_to_listener(&rrq(&name, "octet", &[("blksize", "512")]));
+    c.sock.send_to(&ack(0), first).unwrap();
+    let mut got = Vec::new();
+    for n in 1..=10u16 {
+        let (op, b, d, f) = c.recv().unwrap_or_else(|| panic!("block {n} never came"));
+        if op == 6 {
+            panic!("a second OACK from {f} (the first transfer's port: {first})");
+        }
+        assert_eq!(
+            (op, b, f),
+            (3, n, first),
+            "block {n} from the pinned transfer"
+        );
+        got.extend_from_slice(&d);
+        c.sock.send_to(&ack(n), first).unwrap();
+        if d.len() < 512 {
+            break;
+        }
+    }
+    assert_eq!(got, want);
+    assert!(
+        c.recv_within(Duration::from_millis(1500)).is_none(),
+        "nothing else came (no second transfer)"
+    );
 }
 
 #[test]

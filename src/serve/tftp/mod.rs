@@ -19,10 +19,9 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::resolve::Responder as Files;
-use packet::{ErrorCode, Packet};
+use packet::{ErrorCode, Packet, Request};
 
 /// Limits and timings of the TFTP transport.
 #[derive(Debug, Clone)]
@@ -54,10 +53,18 @@ impl Default for TftpConfig {
 /// How long a request at the transfer limit waits for a slot before "server busy".
 const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The running transfer of each client address, by a number of its own.
-type Running = Arc<Mutex<HashMap<SocketAddr, (u64, CancellationToken)>>>;
+/// A running transfer, as the listener knows it.
+struct Ongoing {
+    /// A number of its own: a transfer ending removes its entry only if still its own.
+    id: u64,
+    request: Request,
+    control: Arc<transfer::Control>,
+}
 
-fn lock(r: &Running) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (u64, CancellationToken)>> {
+/// The running transfer of each client address.
+type Running = Arc<Mutex<HashMap<SocketAddr, Ongoing>>>;
+
+fn lock(r: &Running) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Ongoing>> {
     // A panic while holding this lock cannot leave the map inconsistent: take it anyway.
     r.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -83,8 +90,9 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(cfg.max_transfers));
     let cfg = Arc::new(cfg);
     let mut buf = vec![0u8; 65536];
-    // The running transfer of each client port: a request sent again from the same port
-    // (its answer was lost) replaces it rather than running beside it.
+    // The running transfer of each client port: a request sent again from the same port is
+    // answered by it while the client has acknowledged nothing (its answer was lost), and
+    // replaces it after that (the client started over); never two transfers side by side.
     let running: Running = Default::default();
     let mut next_id = 0u64;
     tokio::pin!(shutdown);
@@ -102,13 +110,26 @@ pub async fn run(
         };
         match Packet::parse(&buf[..n]) {
             Ok(Packet::Rrq(req)) => {
-                let cancel = CancellationToken::new();
+                let control = Arc::new(transfer::Control::default());
                 next_id += 1;
                 let id = next_id;
-                let earlier = lock(&running).insert(peer, (id, cancel.clone()));
-                if let Some((_, earlier)) = earlier {
+                let earlier = {
+                    let mut map = lock(&running);
+                    let same = map.get(&peer).filter(|o| o.request == req);
+                    if same.is_some_and(|o| o.control.asked_again()) {
+                        tracing::debug!(%peer, file = %req.filename, "tftp: request repeated before any block was acknowledged; the running transfer answers it");
+                        continue;
+                    }
+                    let now = Ongoing {
+                        id,
+                        request: req.clone(),
+                        control: control.clone(),
+                    };
+                    map.insert(peer, now)
+                };
+                if let Some(earlier) = earlier {
                     tracing::debug!(%peer, file = %req.filename, "tftp: request repeated; the new one takes over");
-                    earlier.cancel();
+                    earlier.control.supersede();
                 }
                 let (files, cfg, running, slots, sock) = (
                     files.clone(),
@@ -129,7 +150,7 @@ pub async fn run(
                             .and_then(Result::ok),
                     };
                     if let Some(permit) = permit {
-                        transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg, cancel)
+                        transfer::serve_read(peer, local_ip, req, files.as_ref(), &cfg, &control)
                             .await;
                         drop(permit);
                     } else {
@@ -138,7 +159,7 @@ pub async fn run(
                     }
                     let mut map = lock(&running);
                     // Only this transfer's own entry: a newer one may have replaced it.
-                    if map.get(&peer).is_some_and(|(i, _)| *i == id) {
+                    if map.get(&peer).is_some_and(|o| o.id == id) {
                         map.remove(&peer);
                     }
                 });

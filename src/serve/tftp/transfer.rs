@@ -7,11 +7,19 @@
 //! from the first block missing), the one before is the client asking again, older ones are
 //! ignored. A transfer whose every block went out but whose final ACK never came ends
 //! "unconfirmed", not failed: the client may well have it all.
+//!
+//! A client whose first answer (the OACK, or block 1) did not come sends its request again
+//! from the same port. Until it has acknowledged a block, that is the same transfer asked for
+//! again ([`Control::asked_again`]): answered like a duplicate ACK, from the same port. A new
+//! transfer would race the old one's own resend, and a client that takes the old one's answer
+//! (curl does: the first answer pins the server's port) would wait on a transfer that stopped.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{ErrorCode, Mode, Packet, Request};
@@ -69,6 +77,34 @@ pub fn negotiate(req: &Request, size: u64, cfg: &TftpConfig) -> Result<Agreed, S
 
 use crate::resolve::TransferEnd as End;
 
+/// The listener's hold on a running transfer: stop it for a new one, or have it answer a
+/// request the client sent again.
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: CancellationToken,
+    asked: Notify,
+    /// Set once the client acknowledged a block: a request sent again after that is a new start.
+    underway: AtomicBool,
+}
+
+impl Control {
+    /// Stops the transfer: a new request from its client takes over.
+    pub fn supersede(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The client sent the same request again. Before it acknowledged any block, its first
+    /// answer was lost (or is on its way): the transfer answers again, by the rules of a
+    /// duplicate ACK, and this returns true. Once underway, false: the client started over.
+    pub fn asked_again(&self) -> bool {
+        if self.underway.load(Ordering::Acquire) {
+            return false;
+        }
+        self.asked.notify_one();
+        true
+    }
+}
+
 /// Serves one read request to `peer` from a socket of its own.
 pub async fn serve_read(
     peer: SocketAddr,
@@ -76,7 +112,7 @@ pub async fn serve_read(
     req: Request,
     files: &dyn Files,
     cfg: &TftpConfig,
-    cancel: CancellationToken,
+    control: &Control,
 ) {
     let bind_ip = local_ip.unwrap_or(if peer.is_ipv4() {
         IpAddr::from([0u8; 4])
@@ -153,7 +189,7 @@ pub async fn serve_read(
     let counted = crate::telemetry::tftp_started();
     let len = source.len();
     let report = |acked: u64| files.progress(peer, &req.filename, acked, len);
-    let (end, sent) = send(&sock, &mut source, &agreed, cfg, &cancel, &report).await;
+    let (end, sent) = send(&sock, &mut source, &agreed, cfg, control, &report).await;
     files.finished(peer, &req.filename, &end, len);
     let secs = started.elapsed().as_secs_f64();
     let how = match &end {
@@ -205,19 +241,22 @@ enum Reply {
     Gone,
     /// The client asked again from the same port: a new transfer took over.
     Superseded,
+    /// The client sent its request again before acknowledging anything ([`Control`]).
+    AskedAgain,
 }
 
 /// Waits for an ACK or ERROR until `deadline` (fixed by the caller: nothing that arrives
-/// moves it), or until `cancel` fires.
+/// moves it), or until the listener stops the transfer or passes on a repeated request.
 async fn wait(
     sock: &UdpSocket,
     buf: &mut [u8],
     deadline: tokio::time::Instant,
-    cancel: &CancellationToken,
+    control: &Control,
 ) -> Reply {
     loop {
         let got = tokio::select! {
-            _ = cancel.cancelled() => return Reply::Superseded,
+            _ = control.cancel.cancelled() => return Reply::Superseded,
+            _ = control.asked.notified() => return Reply::AskedAgain,
             r = tokio::time::timeout_at(deadline, sock.recv(buf)) => r,
         };
         match got {
@@ -264,7 +303,7 @@ async fn send(
     src: &mut Source,
     a: &Agreed,
     cfg: &TftpConfig,
-    cancel: &CancellationToken,
+    control: &Control,
     progress: &(dyn Fn(u64) + Sync),
 ) -> (End, u64) {
     let mut rx = vec![0u8; 1024];
@@ -283,12 +322,17 @@ async fn send(
             packets += 1;
             retry.sent();
             loop {
-                match wait(sock, &mut rx, retry.deadline(), cancel).await {
+                match wait(sock, &mut rx, retry.deadline(), control).await {
                     Reply::Ack(0) => break 'resend,
                     Reply::Ack(_) => continue,
                     Reply::Error(m) => return (End::ClientError(m), packets),
                     Reply::Gone => return (End::Gone, packets),
                     Reply::Superseded => return (End::Superseded, packets),
+                    Reply::AskedAgain => match retry.duplicate() {
+                        Duplicate::Resend => continue 'resend,
+                        Duplicate::Ignore => continue,
+                        Duplicate::GiveUp => return (End::Abandoned, packets),
+                    },
                     Reply::Timeout if retry.silence() => continue 'resend,
                     Reply::Timeout => return (End::Abandoned, packets),
                 }
@@ -334,7 +378,7 @@ async fn send(
         }
         retry.sent();
         loop {
-            match wait(sock, &mut rx, retry.deadline(), cancel).await {
+            match wait(sock, &mut rx, retry.deadline(), control).await {
                 Reply::Ack(ack) => match ack_to_block(ack, base, hi) {
                     Some(b) if b == last => return (End::Done, packets),
                     Some(b) if b >= base => {
@@ -344,6 +388,7 @@ async fn send(
                         }
                         // A partial ACK of a window resends from the first block missing.
                         base = b + 1;
+                        control.underway.store(true, Ordering::Release);
                         retry.progress();
                         break;
                     }
@@ -359,6 +404,12 @@ async fn send(
                 Reply::Error(m) => return (End::ClientError(m), packets),
                 Reply::Gone => return (unheard(hi, true), packets),
                 Reply::Superseded => return (End::Superseded, packets),
+                // Block 1 (or the first window) asked for again: as a duplicate ACK 0 would.
+                Reply::AskedAgain => match retry.duplicate() {
+                    Duplicate::Resend => break,
+                    Duplicate::Ignore => continue,
+                    Duplicate::GiveUp => return (unheard(hi, false), packets),
+                },
                 Reply::Timeout if retry.silence() => break,
                 Reply::Timeout => return (unheard(hi, false), packets),
             }
