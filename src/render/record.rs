@@ -52,6 +52,14 @@ struct Entry<'a> {
     len: usize,
 }
 
+impl Entry<'_> {
+    /// This file of `mac`'s record `rec` (the record this entry was read from), for an answer.
+    fn file(&self, rec: &Arc<[u8]>, mac: Mac) -> Option<FileRef> {
+        let etag = Etag::of_digest(self.digest);
+        FileRef::in_record(rec.clone(), self.at, self.len, etag, mac)
+    }
+}
+
 /// A record's files in order; a malformed entry is an error, and ends the walk.
 struct Entries<'a> {
     rec: &'a [u8],
@@ -167,8 +175,7 @@ impl PhoneFiles {
             if !intact(&rec, &e) {
                 return Err("digest mismatch");
             }
-            let etag = Etag::of_digest(e.digest);
-            return Ok(FileRef::in_record(rec.clone(), e.at, e.len, etag, mac));
+            return Ok(e.file(&rec, mac));
         }
         Ok(None)
     }
@@ -185,8 +192,7 @@ impl PhoneFiles {
         let e = Entries::unchecked(&self.rec)
             .map_while(Result::ok)
             .find(|e| e.name == name.as_bytes())?;
-        let etag = Etag::of_digest(e.digest);
-        FileRef::in_record(self.rec.clone(), e.at, e.len, etag, self.mac()?)
+        e.file(&self.rec, self.mac()?)
     }
 
     /// The phone the record names.

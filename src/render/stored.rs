@@ -483,7 +483,5 @@ fn load_gen(dir: &Path, site_id: i64, generation: u64) -> std::io::Result<SitePa
     })
 }
 
-/// A record's files (only the one named `only`, if given), each checked against its digest.
-/// The bodies are slices of `rec` (one allocation per phone, not one per file).
 #[cfg(test)]
 mod tests;

@@ -110,9 +110,8 @@ pub async fn run(
         };
         match Packet::parse(&buf[..n]) {
             Ok(Packet::Rrq(req)) => {
-                let control = Arc::new(transfer::Control::default());
-                next_id += 1;
-                let id = next_id;
+                let control;
+                let id;
                 let earlier = {
                     let mut map = lock(&running);
                     let same = map.get(&peer).filter(|o| o.request == req);
@@ -120,6 +119,9 @@ pub async fn run(
                         tracing::debug!(%peer, file = %req.filename, "tftp: request repeated before any block was acknowledged; the running transfer answers it");
                         continue;
                     }
+                    control = Arc::new(transfer::Control::default());
+                    next_id += 1;
+                    id = next_id;
                     let now = Ongoing {
                         id,
                         request: req.clone(),
