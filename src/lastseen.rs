@@ -68,12 +68,38 @@ impl Sighting {
 /// Pending last-seen records, newest per phone.
 #[derive(Debug, Default)]
 pub struct SeenBuffer {
-    pending: Mutex<HashMap<Mac, Sighting>>,
-    /// What was last written per phone: time and fingerprint. Touched by the flush only.
-    written: Mutex<HashMap<Mac, (i64, u64)>>,
+    /// Per phone, what was last written and what waits for the flush: one lock and one
+    /// lookup a request (two maps cost a lock and a cache miss more).
+    phones: Mutex<Phones>,
     /// Addresses known phones fetched their own files from: when last, and which phones
     /// (updated by the flush).
     peers: Mutex<HashMap<IpAddr, PeerPhones>>,
+}
+
+/// Every phone seen since the start, and which of them hold a sighting.
+#[derive(Debug, Default)]
+struct Phones {
+    slots: HashMap<Mac, Slot>,
+    /// The phones whose slot holds a sighting, in the order they were first held.
+    held: Vec<Mac>,
+}
+
+/// One phone's last-seen state.
+#[derive(Debug, Default)]
+struct Slot {
+    /// When the last written sighting happened, and its fingerprint.
+    written: Option<(i64, u64)>,
+    /// The newest sighting not yet written (boxed: most phones hold none).
+    held: Option<Box<Sighting>>,
+}
+
+impl Slot {
+    /// Whether a sighting with fingerprint `fp` at `at` only repeats what was written lately.
+    fn repeats(&self, at: i64, fp: u64) -> bool {
+        self.written.is_some_and(|(written_at, written_fp)| {
+            written_fp == fp && at - written_at < REWRITE_AFTER_MS
+        })
+    }
 }
 
 /// The phones seen behind one address.
@@ -106,6 +132,13 @@ fn set_if_changed(slot: &mut String, v: &str) {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 impl SeenBuffer {
     /// Notes that `mac` fetched `file` now.
     pub fn record(
@@ -117,72 +150,60 @@ impl SeenBuffer {
         file: &str,
         user_agent: Option<&str>,
     ) {
-        let mut g = match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
         let ua = user_agent.map(clip);
-        match g.get_mut(&mac) {
-            Some(s) => {
-                s.at = at;
-                s.peer = peer;
-                s.transport = transport;
-                set_if_changed(&mut s.file, file);
-                match (&mut s.user_agent, ua) {
-                    (Some(slot), Some(v)) => set_if_changed(slot, v),
-                    (slot, v) => *slot = v.map(str::to_string),
-                }
+        let mut g = lock(&self.phones);
+        let Phones { slots, held } = &mut *g;
+        let slot = slots.entry(mac).or_default();
+        if let Some(s) = &mut slot.held {
+            s.at = at;
+            s.peer = peer;
+            s.transport = transport;
+            set_if_changed(&mut s.file, file);
+            match (&mut s.user_agent, ua) {
+                (Some(slot), Some(v)) => set_if_changed(slot, v),
+                (slot, v) => *slot = v.map(str::to_string),
             }
-            None => {
-                // Not held: a repeat of what was written lately needs nothing more.
-                let fp = fingerprint(peer, transport, file, ua);
-                let repeat = match self.written.lock() {
-                    Ok(w) => w.get(&mac).is_some_and(|&(written_at, written_fp)| {
-                        written_fp == fp && at - written_at < REWRITE_AFTER_MS
-                    }),
-                    Err(_) => false,
-                };
-                if repeat {
-                    return;
-                }
-                g.insert(
-                    mac,
-                    Sighting {
-                        at,
-                        peer,
-                        transport,
-                        file: file.to_string(),
-                        user_agent: ua.map(str::to_string),
-                    },
-                );
-            }
+            return;
         }
+        // Not held: a repeat of what was written lately needs nothing more.
+        if slot.repeats(at, fingerprint(peer, transport, file, ua)) {
+            return;
+        }
+        slot.held = Some(Box::new(Sighting {
+            at,
+            peer,
+            transport,
+            file: file.to_string(),
+            user_agent: ua.map(str::to_string),
+        }));
+        held.push(mac);
     }
 
     /// Phones with a sighting waiting for the next flush.
     #[cfg(test)]
     fn held(&self) -> usize {
-        self.pending.lock().map_or(0, |g| g.len())
+        lock(&self.phones).held.len()
     }
 
     /// How many known phones fetched their own files from `ip` within the trust period
     /// (pending sightings count: a boot storm is trusted before the next flush).
     pub fn phones_from(&self, ip: IpAddr, now: i64) -> u32 {
-        let peers = match self.peers.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let peers = lock(&self.peers);
         let known = peers
             .get(&ip)
             .filter(|p| now - p.at < TRUST_MS)
             .map(|p| &p.phones);
-        let pending = match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let new = pending
+        let g = lock(&self.phones);
+        let new = g
+            .held
             .iter()
-            .filter(|(m, s)| s.peer == ip && known.is_none_or(|k| !k.contains(*m)))
+            .filter(|m| {
+                g.slots
+                    .get(*m)
+                    .and_then(|s| s.held.as_ref())
+                    .is_some_and(|s| s.peer == ip)
+                    && known.is_none_or(|k| !k.contains(*m))
+            })
             .count();
         let n = known.map_or(0, |k| k.len()) + new;
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -191,50 +212,52 @@ impl SeenBuffer {
     /// Writes what is pending; returns how many phones were written. On failure the batch is
     /// put back (newer records win) so nothing is lost to a busy database.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let raw: Vec<(Mac, Sighting)> = {
-            let mut g = match self.pending.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            g.drain().collect()
-        };
+        // Every phone and address taken out; the sightings, less repeats of what was written
+        // recently.
+        let mut raw: Vec<(Mac, IpAddr, i64)> = Vec::new();
+        let mut fresh: Vec<(Mac, Sighting, u64)> = Vec::new();
+        {
+            let mut g = lock(&self.phones);
+            let Phones { slots, held } = &mut *g;
+            for mac in held.drain(..) {
+                let Some(slot) = slots.get_mut(&mac) else {
+                    continue;
+                };
+                let Some(s) = slot.held.take() else {
+                    continue;
+                };
+                raw.push((mac, s.peer, s.at));
+                let fp = s.fingerprint();
+                if !slot.repeats(s.at, fp) {
+                    fresh.push((mac, *s, fp));
+                }
+            }
+            if held.capacity() > 4 * held.len() + 1024 {
+                *held = Vec::new();
+            }
+        }
         if raw.is_empty() {
             return Ok(0);
         }
-        if let Ok(mut peers) = self.peers.lock() {
-            for (mac, s) in &raw {
-                let p = peers.entry(s.peer).or_default();
-                if s.at - p.at >= TRUST_MS {
+        {
+            let mut peers = lock(&self.peers);
+            for &(mac, peer, at) in &raw {
+                let p = peers.entry(peer).or_default();
+                if at - p.at >= TRUST_MS {
                     // Trust lapsed since: count afresh.
                     p.phones.clear();
                 }
-                p.at = p.at.max(s.at);
+                p.at = p.at.max(at);
                 if p.phones.len() < MAX_PHONES_PER_PEER {
-                    p.phones.insert(*mac);
+                    p.phones.insert(mac);
                 }
             }
             if peers.len() > 100_000 {
-                let newest = raw.iter().map(|(_, s)| s.at).max().unwrap_or(0);
+                let newest = raw.iter().map(|&(_, _, at)| at).max().unwrap_or(0);
                 peers.retain(|_, p| newest - p.at < TRUST_MS);
             }
         }
-        // Drop repeats of what was written recently.
-        let fresh: Vec<(Mac, Sighting, u64)> = {
-            let written = match self.written.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            raw.into_iter()
-                .map(|(m, s)| {
-                    let fp = s.fingerprint();
-                    (m, s, fp)
-                })
-                .filter(|(m, s, fp)| match written.get(m) {
-                    Some((at, last)) => last != fp || s.at - at >= REWRITE_AFTER_MS,
-                    None => true,
-                })
-                .collect()
-        };
+        drop(raw);
         if fresh.is_empty() {
             return Ok(0);
         }
@@ -248,24 +271,21 @@ impl SeenBuffer {
             crate::store::commit(tx).await
         }
         .await;
-        if let Err(e) = res {
-            let mut g = match self.pending.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            for (mac, s, _) in fresh {
-                g.entry(mac).or_insert(s);
+        let mut g = lock(&self.phones);
+        let Phones { slots, held } = &mut *g;
+        for (mac, s, fp) in fresh {
+            let slot = slots.entry(mac).or_default();
+            match &res {
+                Ok(()) => slot.written = Some((s.at, fp)),
+                // Put back unless a newer sighting came meanwhile.
+                Err(_) if slot.held.is_none() => {
+                    slot.held = Some(Box::new(s));
+                    held.push(mac);
+                }
+                Err(_) => {}
             }
-            return Err(e);
         }
-        let mut written = match self.written.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        for (mac, s, fp) in &fresh {
-            written.insert(*mac, (s.at, *fp));
-        }
-        Ok(batch.len())
+        res.map(|()| batch.len())
     }
 }
 
@@ -290,8 +310,8 @@ mod tests {
         assert_eq!(clip(&wider), "é".repeat(MAX_UA));
     }
 
-    #[tokio::test]
-    async fn repeats_are_throttled_changes_are_written() {
+    /// A store holding one phone, `805ec0aabbcc`, in one site.
+    async fn store_with_phone() -> (tempfile::TempDir, Store, Mac) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
         let mac: Mac = "805ec0aabbcc".parse().unwrap();
@@ -317,6 +337,12 @@ mod tests {
             };
             insert_phone(&mut c, &p).await.unwrap();
         }
+        (dir, store, mac)
+    }
+
+    #[tokio::test]
+    async fn repeats_are_throttled_changes_are_written() {
+        let (_dir, store, mac) = store_with_phone().await;
         let buf = SeenBuffer::default();
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
         let ua = "Yealink SIP-T54W 96.86.0.45 80:5e:c0:aa:bb:cc";
@@ -375,5 +401,53 @@ mod tests {
             (s.at, s.firmware.as_deref()),
             (4_000 + REWRITE_AFTER_MS, Some("96.86.0.70"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_keeps_its_sightings_and_newer_ones_win() {
+        let (_dir, store, mac) = store_with_phone().await;
+        let buf = SeenBuffer::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let other: IpAddr = "10.0.0.8".parse().unwrap();
+        let ua = "Yealink SIP-T54W 96.86.0.45 80:5e:c0:aa:bb:cc";
+        buf.record(mac, 1_000, ip, "http", "805ec0aabbcc.cfg", Some(ua));
+        assert_eq!(
+            buf.phones_from(ip, 1_000),
+            1,
+            "a held sighting counts for its address"
+        );
+        assert_eq!(buf.phones_from(other, 1_000), 0);
+
+        let rename = |from: &'static str, to: &'static str| {
+            let store = store.clone();
+            async move {
+                let mut c = store.conn().await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER TABLE {from} RENAME TO {to}"
+                )))
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            }
+        };
+        rename("phone_seen", "phone_seen_away").await;
+        assert!(buf.flush(&store).await.is_err(), "the table is gone");
+        assert_eq!(buf.held(), 1, "the failed batch is held again");
+        assert_eq!(buf.phones_from(ip, 1_100), 1);
+        // A newer sighting replaces the one put back; it is held once, not twice.
+        buf.record(mac, 2_000, ip, "http", "805ec0aabbcc.boot", Some(ua));
+        assert_eq!(buf.held(), 1);
+
+        rename("phone_seen_away", "phone_seen").await;
+        assert_eq!(buf.flush(&store).await.unwrap(), 1);
+        assert_eq!(buf.held(), 0);
+        let s = seen(&mut store.conn().await.unwrap(), mac)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.at, s.file.as_str()), (2_000, "805ec0aabbcc.boot"));
+        // Written now: the same sighting again is a repeat.
+        buf.record(mac, 2_500, ip, "http", "805ec0aabbcc.boot", Some(ua));
+        assert_eq!(buf.held(), 0);
     }
 }
