@@ -232,7 +232,8 @@ impl SeenBuffer {
                     fresh.push((mac, *s, fp));
                 }
             }
-            if held.capacity() > 4 * held.len() + 1024 {
+            // A storm's list is let go rather than kept at its largest size.
+            if held.capacity() > 1024 {
                 *held = Vec::new();
             }
         }
